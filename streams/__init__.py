@@ -1,0 +1,1 @@
+"""Real-time contact-center KPI pipeline."""
