@@ -1,0 +1,206 @@
+"""The windowed KPI state of a set of keys: every window, the settled totals,
+the live queue gauges, and the records and roll-ups built from them.
+
+One board holds the keys of the channels one worker owns. It knows nothing of
+Kafka: the shell feeds it contributions and clock ticks, reads back which
+buckets changed (to write them to the changelog) and asks it for records.
+
+Settled totals: a bucket older than the allowed lateness can no longer change,
+so it is folded into a per-key cumulative aggregate. Those totals only grow,
+which is what Prometheus counters need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.config import ALL, NO_NETWORK, SlaTable
+from streams.core.aggregate import Aggregate
+from streams.core.contribution import Key
+from streams.core.record import Live, build, record_key
+from streams.core.window import RollingWindow
+
+SETTLE = 0
+"""Ring id of the settling ring (windows use their span in ms as id)."""
+
+BucketId = tuple[Key, int, int]
+"""(key, ring id, bucket index)."""
+
+
+@dataclass(slots=True)
+class KeyState:
+    rings: dict[int, RollingWindow]
+    settled: Aggregate = field(default_factory=Aggregate)
+
+
+class Board:
+    def __init__(
+        self, windows_ms: Iterable[int], buckets: int, lateness_ms: int, sla: SlaTable
+    ) -> None:
+        self.windows_ms = tuple(sorted(windows_ms))
+        self.buckets = buckets
+        self.sla = sla
+        step = min(span // buckets for span in self.windows_ms)
+        # Keep a bucket in the settling ring until it is older than the lateness
+        # plus a margin for the time a contribution spends between stages.
+        spans = -(-(lateness_ms + 120_000) // step)
+        self.settle_step = step
+        self.settle_span = spans * step
+        self.keys: dict[Key, KeyState] = {}
+        self.live: dict[int, dict[Key, Live]] = {}
+        self.clock_ms: int | None = None
+        self.dirty: set[BucketId] = set()
+        self.removed: set[BucketId] = set()
+        self.settled_dirty: set[Key] = set()
+
+    def _rings(self) -> dict[int, RollingWindow]:
+        rings = {span: RollingWindow(span, span // self.buckets) for span in self.windows_ms}
+        rings[SETTLE] = RollingWindow(self.settle_span, self.settle_step)
+        return rings
+
+    def _state(self, key: Key) -> KeyState:
+        state = self.keys.get(key)
+        if state is None:
+            state = self.keys[key] = KeyState(self._rings())
+            if self.clock_ms is not None:
+                self._advance_key(key, state, self.clock_ms)
+        return state
+
+    def _advance_key(self, key: Key, state: KeyState, clock_ms: int) -> None:
+        for ring_id, ring in state.rings.items():
+            for index, bucket in ring.advance(clock_ms):
+                self.removed.add((key, ring_id, index))
+                self.dirty.discard((key, ring_id, index))
+                if ring_id == SETTLE:
+                    state.settled.merge(bucket)
+                    self.settled_dirty.add(key)
+
+    def apply(self, key: Key, ts: int, code: int, value: int, weight: int) -> None:
+        rings = self._state(key).rings
+        for ring_id, ring in rings.items():
+            index = ring.add(ts, code, value, weight)
+            if index is not None:
+                self.dirty.add((key, ring_id, index))
+            elif ring_id == SETTLE and weight > 0:
+                # Later than the settling margin: count it straight into the
+                # settled totals rather than lose it (retractions this late are
+                # dropped so that the totals never go down).
+                state = self.keys[key]
+                state.settled.apply(code, value, weight)
+                self.settled_dirty.add(key)
+
+    def advance(self, clock_ms: int) -> None:
+        """Move every window to `clock_ms`; never backwards."""
+        if self.clock_ms is not None and clock_ms <= self.clock_ms:
+            return
+        self.clock_ms = clock_ms
+        for key, state in self.keys.items():
+            self._advance_key(key, state, clock_ms)
+
+    def set_live(self, source: int, gauges: dict[Key, Live]) -> None:
+        """Replace the queue gauges reported by one upstream partition."""
+        self.live[source] = gauges
+
+    def restore_key(
+        self, key: Key, buckets: Iterable[tuple[int, int, Aggregate]], settled: Aggregate | None
+    ) -> None:
+        """Put back a key read from the changelog: its buckets (ring id, index,
+        aggregate) and settled totals. Buckets of rings no longer configured
+        are dropped."""
+        state = KeyState(self._rings(), settled if settled is not None else Aggregate())
+        for ring_id, index, bucket in buckets:
+            ring = state.rings.get(ring_id)
+            if ring is not None:
+                ring.restore(index, bucket)
+            else:
+                self.removed.add((key, ring_id, index))
+        self.keys[key] = state
+        if self.clock_ms is not None:
+            self._advance_key(key, state, self.clock_ms)
+
+    def bucket(self, bucket_id: BucketId) -> Aggregate:
+        key, ring_id, index = bucket_id
+        return self.keys[key].rings[ring_id].buckets[index]
+
+    def take_changes(self) -> tuple[set[BucketId], set[BucketId], set[Key]]:
+        """(changed buckets, removed buckets, keys whose settled totals changed)
+        since the last call: what the shell writes to the changelog."""
+        changes = (self.dirty, self.removed, self.settled_dirty)
+        self.dirty, self.removed, self.settled_dirty = set(), set(), set()
+        return changes
+
+    def forget_channel(self, channel: str) -> None:
+        """Drop every key of a channel (its partition moved to another worker)."""
+        for key in [k for k in self.keys if k[0] == channel]:
+            del self.keys[key]
+        self.dirty = {b for b in self.dirty if b[0][0] != channel}
+        self.removed = {b for b in self.removed if b[0][0] != channel}
+        self.settled_dirty = {k for k in self.settled_dirty if k[0] != channel}
+
+    # --- reading -------------------------------------------------------------
+
+    def live_by_key(self) -> dict[Key, Live]:
+        total: dict[Key, Live] = {}
+        for gauges in self.live.values():
+            for key, live in gauges.items():
+                total[key] = total[key].plus(live) if key in total else live
+        return total
+
+    def settled(self) -> Iterator[tuple[Key, Aggregate]]:
+        for key, state in self.keys.items():
+            yield key, state.settled
+
+    def records(self, window_labels: dict[int, str]) -> list[dict[str, Any]]:
+        """One record per key and window, plus the roll-ups, at the board's clock."""
+        if self.clock_ms is None:
+            return []
+        clock = self.clock_ms
+        live = self.live_by_key()
+        leaves = set(self.keys) | set(live)
+        out: list[dict[str, Any]] = []
+        for span in self.windows_ms:
+            step = span // self.buckets
+            hi = clock // step
+            bounds = ((hi - self.buckets + 1) * step, (hi + 1) * step)
+            groups: dict[Key, tuple[Aggregate, Live]] = {}
+            for key in leaves:
+                state = self.keys.get(key)
+                agg = state.rings[span].total if state else Aggregate()
+                key_live = live.get(key, Live())
+                for group in _rollups(key):
+                    if group in groups:
+                        g_agg, g_live = groups[group]
+                        g_agg.merge(agg)
+                        groups[group] = (g_agg, g_live.plus(key_live))
+                    else:
+                        groups[group] = (agg.copy(), key_live)
+            for (channel, queue, network), (agg, key_live) in groups.items():
+                out.append(
+                    build(
+                        channel=channel,
+                        queue=queue,
+                        network=network,
+                        window=window_labels[span],
+                        bounds_ms=bounds,
+                        agg=agg,
+                        live=key_live,
+                        clock_ms=clock,
+                        targets=self.sla.targets(channel, queue, network),
+                    )
+                )
+        return out
+
+
+def _rollups(key: Key) -> tuple[Key, ...]:
+    """The key itself and every roll-up it belongs to."""
+    channel, queue, network = key
+    if network == NO_NETWORK:
+        return key, (channel, ALL, NO_NETWORK)
+    return key, (channel, ALL, network), (channel, queue, ALL), (channel, ALL, ALL)
+
+
+def key_of_record(record: dict[str, Any]) -> str:
+    network = record["network"] if record["network"] is not None else NO_NETWORK
+    return record_key(record["channel"], record["queue"], network, record["window"])

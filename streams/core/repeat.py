@@ -1,0 +1,98 @@
+"""Repeat contacts and first-contact resolution, from one customer's contacts.
+
+A contact is a repeat when another contact of the same customer (with the same
+reason, when this one has a reason) started in the R days before it started.
+A resolved end counts as first-contact-resolved when the contact was not a
+repeat, not escalated and not transferred before that end.
+
+Like the interaction lifecycle this is a pure function of the set of contacts,
+so the pipeline sends on only the difference when a contact arrives or changes.
+Once a contact's start is older than the allowed lateness no new contact can
+land before it any more; its repeat flag is then frozen, which lets contacts
+older than R leave the state without changing anyone's result.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from streams.core.aggregate import COUNT_INDEX
+from streams.core.contribution import Contribution, difference
+from streams.core.interaction import ContactFacts
+
+_REPEAT = COUNT_INDEX["repeat_contacts"]
+_FCR = COUNT_INDEX["resolved_first_contact"]
+
+
+@dataclass(slots=True)
+class CustomerHistory:
+    """A customer's recent contacts by interaction id, and the frozen repeat flags."""
+
+    contacts: dict[str, ContactFacts] = field(default_factory=dict)
+    frozen: dict[str, bool] = field(default_factory=dict)
+
+
+def _is_repeat(contact: ContactFacts, others: Iterable[ContactFacts], window_ms: int) -> bool:
+    since = contact.start_ts - window_ms
+    for other in others:
+        if (
+            other.interaction_id != contact.interaction_id
+            and since <= other.start_ts < contact.start_ts
+            and (contact.reason is None or other.reason == contact.reason)
+        ):
+            return True
+    return False
+
+
+def repeat_flags(history: CustomerHistory, window_ms: int) -> dict[str, bool]:
+    contacts = history.contacts.values()
+    return {
+        iid: history.frozen[iid]
+        if iid in history.frozen
+        else _is_repeat(contact, contacts, window_ms)
+        for iid, contact in history.contacts.items()
+    }
+
+
+def contributions(history: CustomerHistory, window_ms: int) -> Counter[Contribution]:
+    out: Counter[Contribution] = Counter()
+    flags = repeat_flags(history, window_ms)
+    for iid, contact in history.contacts.items():
+        channel, queue, network = contact.key
+        repeat = flags[iid]
+        if repeat:
+            out[(channel, queue, network, contact.start_ts, _REPEAT, 1)] += 1
+        for end in contact.ends:
+            if end.resolved and not (repeat or end.escalated or end.transferred):
+                out[(channel, queue, network, end.ts, _FCR, 1)] += 1
+    return out
+
+
+def update(history: CustomerHistory, facts: ContactFacts, window_ms: int) -> Counter[Contribution]:
+    """Record a new or changed contact; returns the change in contributions
+    (negative counts are retractions)."""
+    before = contributions(history, window_ms)
+    history.contacts[facts.interaction_id] = facts
+    after = contributions(history, window_ms)
+    return difference(after, before)
+
+
+def settle(
+    history: CustomerHistory, clock_ms: int, lateness_ms: int, window_ms: int, keep_ms: int
+) -> None:
+    """Freeze flags that can no longer change, then forget contacts nobody can
+    still look back to (started before clock - R - lateness) and that have
+    been quiet for `keep_ms`."""
+    final_before = clock_ms - lateness_ms
+    flags = repeat_flags(history, window_ms)
+    for iid, contact in history.contacts.items():
+        if contact.start_ts < final_before:
+            history.frozen[iid] = flags[iid]
+    forget_before = final_before - window_ms
+    for iid, contact in list(history.contacts.items()):
+        last = max([contact.start_ts, *(end.ts for end in contact.ends)])
+        if contact.start_ts < forget_before and last < clock_ms - keep_ms:
+            del history.contacts[iid]
+            history.frozen.pop(iid, None)
