@@ -52,8 +52,8 @@ def parse_duration_ms(key: str, value: object) -> int:
 
 
 def format_duration(ms: int) -> str:
-    """The shortest exact label: 300000 -> '5m' (used as the `window` label)."""
-    for unit in ("d", "h", "m", "s"):
+    """A window label as the spec writes them: 300000 -> '5m', one day -> '24h'."""
+    for unit in ("h", "m", "s"):
         if ms % _UNIT_MS[unit] == 0:
             return f"{ms // _UNIT_MS[unit]}{unit}"
     return f"{ms}ms"
@@ -138,6 +138,7 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_ttl_ms: int = 600_000
     app_id: str = "cc-kpi"
+    data_dir: str = ".local/faust"
     topics: Topics = field(default_factory=Topics)
     internal_partitions: int = 8
     clock: str = "wall"
@@ -175,6 +176,7 @@ _ENV: Final = {
     "CC_KAFKA_BOOTSTRAP": ("kafka", "bootstrap"),
     "CC_REDIS_URL": ("redis", "url"),
     "CC_APP_ID": ("pipeline", "app_id"),
+    "CC_DATA_DIR": ("pipeline", "data_dir"),
     "CC_CLOCK": ("pipeline", "clock"),
     "CC_LATENESS": ("pipeline", "lateness"),
     "CC_SNAPSHOT_INTERVAL": ("pipeline", "snapshot_interval"),
@@ -191,6 +193,7 @@ _SECTIONS: Final = {
     "topics": set(Topics.__dataclass_fields__),
     "pipeline": {
         "app_id",
+        "data_dir",
         "partitions",
         "clock",
         "windows",
@@ -325,6 +328,7 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         if "ttl" in redis
         else defaults.redis_ttl_ms,
         app_id=text(pipe, "pipeline.app_id", "app_id", defaults.app_id),
+        data_dir=text(pipe, "pipeline.data_dir", "data_dir", defaults.data_dir),
         topics=topics,
         internal_partitions=integer(
             pipe, "pipeline.partitions", "partitions", defaults.internal_partitions, 1, 1024

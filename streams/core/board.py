@@ -12,7 +12,7 @@ which is what Prometheus counters need.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,17 @@ class KeyState:
     rings: dict[int, RollingWindow]
     settled: Aggregate = field(default_factory=Aggregate)
 
+    def has_data(self) -> bool:
+        """False for a key whose every contribution was retracted (a contact first
+        seen under queue `unknown` until its start arrived): it gets no records."""
+        if not self.settled.is_empty():
+            return True
+        return any(
+            not bucket.is_empty()
+            for ring in self.rings.values()
+            for bucket in ring.buckets.values()
+        )
+
 
 class Board:
     def __init__(
@@ -49,7 +60,7 @@ class Board:
         self.settle_step = step
         self.settle_span = spans * step
         self.keys: dict[Key, KeyState] = {}
-        self.live: dict[int, dict[Key, Live]] = {}
+        self.live: dict[Hashable, dict[Key, Live]] = {}
         self.clock_ms: int | None = None
         self.dirty: set[BucketId] = set()
         self.removed: set[BucketId] = set()
@@ -99,8 +110,8 @@ class Board:
         for key, state in self.keys.items():
             self._advance_key(key, state, clock_ms)
 
-    def set_live(self, source: int, gauges: dict[Key, Live]) -> None:
-        """Replace the queue gauges reported by one upstream partition."""
+    def set_live(self, source: Hashable, gauges: dict[Key, Live]) -> None:
+        """Replace the queue gauges last reported by one source."""
         self.live[source] = gauges
 
     def restore_key(
@@ -158,7 +169,7 @@ class Board:
             return []
         clock = self.clock_ms
         live = self.live_by_key()
-        leaves = set(self.keys) | set(live)
+        leaves = {key for key, state in self.keys.items() if state.has_data()} | set(live)
         out: list[dict[str, Any]] = []
         for span in self.windows_ms:
             step = span // self.buckets

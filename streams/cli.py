@@ -1,0 +1,193 @@
+"""`cc-kpi`: the project's command line.
+
+cc-kpi worker     run a pipeline worker (faust -A streams.pipeline.app worker)
+cc-kpi topics     create the input and output topics if they are missing
+cc-kpi feed       produce a simple live event feed to the input topics
+cc-kpi run        the demo: topics, one worker and the feed, until Ctrl-C
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+import orjson
+
+from streams.config import ConfigError, Settings, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def ensure_topics(settings: Settings, partitions: int) -> list[str]:
+    """Create the input and output topics that do not exist yet; returns those created."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import TopicAlreadyExistsError
+
+    topics = settings.topics
+    names = [*topics.inputs(), topics.kpis, topics.sla, topics.deadletter]
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="cc-kpi-admin")
+    try:
+        existing = set(admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(
+                    {n: {"num_partitions": partitions, "replication_factor": 1} for n in missing},
+                    timeout_ms=30_000,
+                    wait_for_metadata=True,
+                )
+        return missing
+    finally:
+        admin.close()
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    created = ensure_topics(_settings(args), args.partitions)
+    print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
+    return 0
+
+
+def worker_command(args: argparse.Namespace) -> list[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "faust",
+        "-A",
+        "streams.pipeline.app",
+        "--loop",
+        "uvloop",
+        "worker",
+        "-l",
+        args.log_level,
+    ]
+    return command
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    ensure_topics(settings, args.partitions)
+    if args.config:
+        os.environ["CC_CONFIG"] = args.config
+    command = worker_command(args)
+    os.execv(command[0], command)
+    return 0  # unreachable: execv replaces the process
+
+
+def cmd_feed(args: argparse.Namespace) -> int:
+    from kafka import KafkaProducer
+
+    from streams.feed import SURVEY_TOPIC, TOPIC_OF, Feed
+
+    settings = _settings(args)
+    topics = settings.topics
+    topic_of = dict(
+        zip(
+            TOPIC_OF.values(),
+            (topics.calls, topics.chats, topics.emails, topics.social),
+            strict=True,
+        )
+    )
+    topic_of[SURVEY_TOPIC] = topics.surveys
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=20, acks="all")
+    feed = Feed(seed=args.seed, start_ms=int(time.time() * 1000), gap_ms=int(1000 / args.rate))
+    started = 0
+    try:
+        for due, item in feed.live():
+            if item.event["type"] == "contact.started":
+                started += 1
+                if args.contacts and started > args.contacts:
+                    break
+            delay = (due - time.time() * 1000) / 1000
+            if delay > 0:
+                time.sleep(delay)
+            producer.send(
+                topic_of[item.topic], key=item.key.encode(), value=orjson.dumps(item.event)
+            )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        producer.flush()
+        producer.close()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    ensure_topics(settings, args.partitions)
+    worker = subprocess.Popen([*worker_command(args)], env=os.environ.copy())
+    feed = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "feed", "--rate", str(args.rate)],
+        env=os.environ.copy(),
+    )
+    url = f"http://{settings.metrics_addr}:{settings.metrics_port}/metrics"
+    print(
+        f"\nPipeline running.\n  metrics: {url}\n  Redis:   {settings.redis_url} "
+        "(keys cc:kpi:*, channel cc:kpi:updates)\n  Ctrl-C stops everything.\n",
+        flush=True,
+    )
+    try:
+        while worker.poll() is None and feed.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in (feed, worker):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in (feed, worker):
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    return worker.returncode or 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="cc-kpi", description=__doc__.split("\n\n")[0])
+    top.add_argument("--config", help="TOML config file (default: $CC_CONFIG)")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    worker = sub.add_parser("worker", help="run a pipeline worker")
+    worker.add_argument("--log-level", default="info", dest="log_level")
+    worker.add_argument(
+        "--partitions", type=int, default=4, help="partitions of topics this creates (default 4)"
+    )
+    worker.set_defaults(func=cmd_worker)
+
+    topics = sub.add_parser("topics", help="create the input/output topics")
+    topics.add_argument("--partitions", type=int, default=4)
+    topics.set_defaults(func=cmd_topics)
+
+    feed = sub.add_parser("feed", help="produce a simple live event feed")
+    feed.add_argument("--rate", type=float, default=5.0, help="contacts per second")
+    feed.add_argument("--contacts", type=int, default=0, help="stop after N contacts (0: never)")
+    feed.add_argument("--seed", type=int, default=1)
+    feed.set_defaults(func=cmd_feed)
+
+    run = sub.add_parser("run", help="demo: worker + feed until Ctrl-C")
+    run.add_argument("--rate", type=float, default=5.0)
+    run.add_argument("--partitions", type=int, default=4)
+    run.add_argument("--log-level", default="warning", dest="log_level")
+    run.set_defaults(func=cmd_run)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as error:
+        print(f"cc-kpi: bad configuration: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,356 @@
+"""The Faust app: topics, tables, and thin agents around the stages.
+
+Run with `faust -A streams.pipeline.app worker` (or `cc-kpi worker`).
+Every agent takes events in batches, hands them to a stage, then sends what the
+stage put in its outbox. Tables are written explicitly per source partition
+(`send_changelog`), never through `table[key] = ...`, because a batch mixes
+partitions and Faust would otherwise use the partition of the last event.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+import orjson
+from faust.types import TP
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streams.config import CHANNELS, UNKNOWN, ConfigError, load_settings
+from streams.core.board import key_of_record
+from streams.core.record import iso
+from streams.pipeline.stages import (
+    BoardStage,
+    Customers,
+    Ingest,
+    Interactions,
+    Outbox,
+    SlaTracker,
+    Stats,
+)
+from streams.pipeline.wire import partition_for
+from streams.publish.prometheus import Exposition, registry
+from streams.publish.redis_sink import RedisSink
+
+try:
+    settings = load_settings()
+except ConfigError as error:
+    print(f"cc-kpi: bad configuration: {error}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+log = logging.getLogger(__name__)
+N = settings.internal_partitions
+BATCH_ITEMS = 1000
+"""Events or contributions per internal message: keeps messages far below 1 MiB."""
+
+app = faust.App(
+    settings.app_id,
+    broker=f"kafka://{settings.kafka_bootstrap}",
+    store="memory://",
+    datadir=settings.data_dir,
+    topic_partitions=N,
+    table_standby_replicas=0,
+    producer_acks=-1,
+    consumer_auto_offset_reset="earliest",
+    web_bind=settings.metrics_addr,
+    web_port=settings.metrics_port,
+    web_host=settings.metrics_addr,
+    stream_buffer_maxsize=8192,
+    broker_commit_interval=1.0,
+)
+
+
+def _raw_topic(name: str, internal: bool) -> faust.TopicT:
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        internal=internal,
+        partitions=N if internal else None,
+    )
+
+
+topics = settings.topics
+input_topic = app.topic(
+    *topics.inputs(),
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+)
+by_interaction = _raw_topic(f"{settings.app_id}-by-interaction", internal=True)
+by_customer = _raw_topic(f"{settings.app_id}-by-customer", internal=True)
+kpi_deltas = _raw_topic(f"{settings.app_id}-kpi-deltas", internal=True)
+kpis_out = _raw_topic(topics.kpis, internal=False)
+sla_out = _raw_topic(topics.sla, internal=False)
+deadletter_out = _raw_topic(topics.deadletter, internal=False)
+
+
+def _table(name: str) -> faust.Table:
+    return app.Table(name, key_type=str, value_type=bytes, partitions=N)
+
+
+interaction_table = _table("interactions")
+customer_table = _table("customers")
+board_table = _table("board")
+sla_table = _table("sla")
+
+
+class TableStore:
+    """A stage's Store over a Faust table: the table's dict holds live objects
+    (or the bytes read back from the changelog), the changelog gets the bytes."""
+
+    def __init__(self, table: faust.Table) -> None:
+        self.table = table
+
+    def get(self, key: str) -> Any:
+        return self.table.data.get(key)
+
+    def put(self, partition: int, key: str, value: Any, wire: bytes) -> None:
+        self.table.data[key] = value
+        self.table.send_changelog(partition, key, wire)
+
+    def delete(self, partition: int, key: str) -> None:
+        self.table.data.pop(key, None)
+        self.table.send_changelog(partition, key, None, value_serializer="raw")
+
+    def scan(self) -> Iterable[str]:
+        return list(self.table.data.keys())
+
+
+stats = Stats()
+ingest_stage = Ingest(settings, stats)
+interaction_stage = Interactions(settings, TableStore(interaction_table), stats)
+customer_stage = Customers(settings, TableStore(customer_table))
+board_stage = BoardStage(settings, TableStore(board_table))
+sla_tracker = SlaTracker(settings, TableStore(sla_table))
+redis_sink = RedisSink(settings.redis_url, settings.redis_ttl_ms)
+last_snapshot_ms: int | None = None
+owned: dict[str, set[int]] = {}
+CHANNEL_PARTITIONS = sorted({partition_for(c, N) for c in (*CHANNELS, UNKNOWN)})
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _ready() -> bool:
+    return not app.rebalancing and not app.in_recovery
+
+
+def _sync() -> None:
+    """Adopt newly assigned partitions and release revoked ones, per stage."""
+    actives: set[TP] = app.assignor.assigned_actives()
+    for topic, adopt, release in (
+        (by_interaction.get_topic_name(), interaction_stage.adopt, interaction_stage.release),
+        (kpi_deltas.get_topic_name(), _adopt_board, _release_board),
+    ):
+        current = {tp.partition for tp in actives if tp.topic == topic}
+        before = owned.setdefault(topic, set())
+        for partition in sorted(current - before):
+            adopt(partition)
+        for partition in sorted(before - current):
+            release(partition)
+        owned[topic] = current
+    inputs = {(tp.topic, tp.partition) for tp in actives if tp.topic in topics.inputs()}
+    for source in list(ingest_stage.watermark.sources()):
+        if source not in inputs:
+            ingest_stage.forget(*source)  # type: ignore[misc]
+
+
+def _adopt_board(partition: int) -> None:
+    board_stage.adopt(partition)
+    sla_tracker.adopt(partition)
+
+
+def _release_board(partition: int) -> None:
+    board_stage.release(partition)
+    sla_tracker.release(partition)
+
+
+async def _send(
+    topic: faust.TopicT, batches: dict[int, list[Any]], field: str, watermark: int | None
+) -> None:
+    for partition, items in batches.items():
+        for start in range(0, len(items), BATCH_ITEMS):
+            body = {"wm": watermark, field: items[start : start + BATCH_ITEMS]}
+            await topic.send(value=orjson.dumps(body), partition=partition)
+
+
+async def _send_outbox(out: Outbox, watermark: int | None) -> None:
+    await _send(by_interaction, out.interactions, "e", watermark)
+    await _send(by_customer, out.customers, "f", watermark)
+    await _send(kpi_deltas, out.deltas, "d", watermark)
+    for dead in out.deadletters:
+        headers = [
+            ("reason", dead.reason.encode()),
+            ("detail", dead.detail.encode()),
+            ("source_topic", dead.topic.encode()),
+            ("source_partition", str(dead.partition).encode()),
+            ("source_offset", str(dead.offset).encode()),
+        ]
+        if dead.index is not None:
+            headers.append(("batch_index", str(dead.index).encode()))
+        await deadletter_out.send(value=dead.raw, headers=headers)
+
+
+@app.agent(input_topic)
+async def ingest(stream: faust.StreamT) -> None:
+    async for batch in stream.take_events(1000, within=0.05):
+        wall = now_ms()
+        out = Outbox()
+        ingest_stage.process(
+            ((e.message.topic, e.message.partition, e.message.offset, e.value) for e in batch),
+            wall,
+            out,
+        )
+        await _send_outbox(out, ingest_stage.clock(wall))
+
+
+@app.agent(by_interaction)
+async def interactions(stream: faust.StreamT) -> None:
+    async for batch in stream.take_events(200, within=0.05):
+        _sync()
+        out = Outbox()
+        for event in batch:
+            payload = orjson.loads(event.value)
+            interaction_stage.process(event.message.partition, payload, out)
+        await _send_outbox(out, interaction_stage.event_clock)
+
+
+@app.agent(by_customer)
+async def customers(stream: faust.StreamT) -> None:
+    async for batch in stream.take_events(200, within=0.05):
+        wall = now_ms()
+        out = Outbox()
+        for event in batch:
+            customer_stage.process(event.message.partition, orjson.loads(event.value), out, wall)
+        await _send_outbox(out, customer_stage.event_clock)
+
+
+@app.agent(kpi_deltas)
+async def board(stream: faust.StreamT) -> None:
+    async for batch in stream.take_events(200, within=0.05):
+        _sync()
+        wall = now_ms()
+        for event in batch:
+            board_stage.process(orjson.loads(event.value), wall)
+        board_stage.flush()
+
+
+@app.timer(interval=1.0)
+async def report_live() -> None:
+    """Each interaction partition reports its waiting contacts to the channel owners."""
+    if not _ready():
+        return
+    _sync()
+    wall = now_ms()
+    for partition in sorted(owned.get(by_interaction.get_topic_name(), ())):
+        gauges = interaction_stage.live(partition, wall)
+        rows: dict[int, list[list[Any]]] = {p: [] for p in CHANNEL_PARTITIONS}
+        for (channel, queue, network), live in gauges.items():
+            rows.setdefault(partition_for(channel, N), []).append(
+                [channel, queue, network, live.queue_now, live.oldest_start_ms, live.at_risk]
+            )
+        for target, items in rows.items():
+            body = {"live": partition, "to": target, "g": items}
+            await kpi_deltas.send(value=orjson.dumps(body), partition=target)
+    if settings.clock == "event":
+        progress = ingest_stage.progress(wall)
+        if progress:
+            for target in CHANNEL_PARTITIONS:
+                await kpi_deltas.send(value=orjson.dumps({"progress": progress}), partition=target)
+
+
+def _input_lag() -> dict[tuple[str, int], int]:
+    """Messages between the last one read and the end of each input partition."""
+    monitor = app.monitor
+    inputs = topics.inputs()
+    lag = {}
+    for tp, end in monitor.tp_end_offsets.items():
+        if tp.topic in inputs:
+            read = monitor.tp_read_offsets.get(tp)
+            lag[(tp.topic, tp.partition)] = max(0, end - (read + 1 if read is not None else 0))
+    return lag
+
+
+def _exposition() -> Exposition:
+    wall = now_ms()
+    if _ready():
+        _sync()
+        board_stage.tick(wall)
+    return Exposition(
+        records=board_stage.board.records(board_stage.labels),
+        settled=list(board_stage.board.settled()),
+        sla=list(sla_tracker.breached()),
+        stats=stats,
+        min_contacts=settings.min_contacts,
+        clock_ms=board_stage.board.clock_ms,
+        snapshot_ms=last_snapshot_ms,
+        redis_up=redis_sink.up,
+        redis_errors=redis_sink.errors,
+        lag=_input_lag(),
+    )
+
+
+metrics_registry = registry(_exposition)
+
+
+@app.page("/metrics")
+class Metrics(View):
+    async def get(self, request: Request) -> Response:
+        body = generate_latest(metrics_registry)
+        return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+async def publish_snapshot() -> None:
+    """Records to Redis and cc.kpis; SLA transitions to cc.sla."""
+    global last_snapshot_ms
+    wall = now_ms()
+    clock = board_stage.tick(wall)
+    board_stage.flush()
+    if clock is None:
+        return
+    records = board_stage.board.records(board_stage.labels)
+    for event in sla_tracker.evaluate(records, iso(clock)):
+        await sla_out.send(key=key_of_record(event).encode(), value=orjson.dumps(event))
+    for record in records:
+        await kpis_out.send(key=key_of_record(record).encode(), value=orjson.dumps(record))
+    await redis_sink.write(records, list(sla_tracker.latest.items()))
+    last_snapshot_ms = wall
+
+
+@app.timer(interval=settings.snapshot_interval_ms / 1000)
+async def snapshot() -> None:
+    if _ready():
+        _sync()
+        await publish_snapshot()
+
+
+@app.timer(interval=60.0)
+async def expire() -> None:
+    if not _ready():
+        return
+    _sync()
+    wall = now_ms()
+    for partition in sorted(owned.get(by_interaction.get_topic_name(), ())):
+        interaction_stage.expire(partition, wall)
+    for tp in app.assignor.assigned_actives():
+        if tp.topic == by_customer.get_topic_name():
+            customer_stage.expire(tp.partition, wall)
+
+
+@app.on_before_shutdown.connect
+async def final_snapshot(app: faust.App, **kwargs: Any) -> None:
+    """A clean stop publishes one last snapshot."""
+    try:
+        await publish_snapshot()
+    finally:
+        await redis_sink.close()

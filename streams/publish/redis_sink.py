@@ -1,0 +1,64 @@
+"""The latest KPI records in Redis, with a pub/sub notification per update.
+
+Keys: `cc:kpi:<channel>|<queue>|<network>|<window>` (network `-` outside social)
+hold the record JSON and expire after the TTL unless refreshed; every write is
+also published on `cc:kpi:updates`. SLA states: `cc:sla:<kpi>:<record key>`
+hold the latest cc.sla event. The whole snapshot is written each time, so after
+a Redis outage the next snapshot brings everything back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, Final
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from streams.core.board import key_of_record
+
+KPI_PREFIX: Final = "cc:kpi:"
+SLA_PREFIX: Final = "cc:sla:"
+UPDATES_CHANNEL: Final = "cc:kpi:updates"
+
+log = logging.getLogger(__name__)
+
+
+class RedisSink:
+    def __init__(self, url: str, ttl_ms: int) -> None:
+        self.client = aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self.ttl_ms = ttl_ms
+        self.up = True
+        self.errors = 0
+
+    async def write(
+        self, records: Iterable[dict[str, Any]], sla_events: Iterable[tuple[str, dict[str, Any]]]
+    ) -> bool:
+        """Write every record and SLA state; returns whether Redis took them."""
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for record in records:
+                    body = orjson.dumps(record)
+                    pipe.set(KPI_PREFIX + key_of_record(record), body, px=self.ttl_ms)
+                    pipe.publish(UPDATES_CHANNEL, body)
+                for store_key, event in sla_events:
+                    record_key, _, kpi = store_key.rpartition("|")
+                    pipe.set(f"{SLA_PREFIX}{kpi}:{record_key}", orjson.dumps(event), px=self.ttl_ms)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self.errors += 1
+            if self.up:
+                log.warning(
+                    "Redis write failed (%s); will retry with the next snapshot", type(exc).__name__
+                )
+            self.up = False
+            return False
+        if not self.up:
+            log.info("Redis is back; snapshot written")
+        self.up = True
+        return True
+
+    async def close(self) -> None:
+        await self.client.aclose()
