@@ -26,21 +26,31 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
 
 
+def internal_topics(settings: Settings) -> list[str]:
+    """The repartition topics between the stages (`<app_id>-by-interaction`, ...)."""
+    return [f"{settings.app_id}-{name}" for name in ("by-interaction", "by-customer", "kpi-deltas")]
+
+
 def ensure_topics(settings: Settings, partitions: int) -> list[str]:
-    """Create the input and output topics that do not exist yet; returns those created."""
+    """Create the input, output and internal topics that do not exist yet; returns
+    those created. Workers must not start before the internal topics exist: a
+    consumer group formed while one is missing gets no partitions of it."""
     from kafka.admin import KafkaAdminClient
     from kafka.errors import TopicAlreadyExistsError
 
     topics = settings.topics
-    names = [*topics.inputs(), topics.kpis, topics.sla, topics.deadletter]
+    wanted = {
+        name: partitions for name in (*topics.inputs(), topics.kpis, topics.sla, topics.deadletter)
+    }
+    wanted |= dict.fromkeys(internal_topics(settings), settings.internal_partitions)
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="cc-kpi-admin")
     try:
         existing = set(admin.list_topics())
-        missing = [n for n in names if n not in existing]
+        missing = [name for name in wanted if name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(
-                    {n: {"num_partitions": partitions, "replication_factor": 1} for n in missing},
+                    {n: {"num_partitions": wanted[n], "replication_factor": 1} for n in missing},
                     timeout_ms=30_000,
                     wait_for_metadata=True,
                 )

@@ -8,7 +8,7 @@ for one window at a time. Tests compare the pipeline's outputs with it.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 TOPIC_CHANNEL = {
@@ -29,6 +29,13 @@ def ms(ts: Any) -> int:
     return round(datetime.fromisoformat(ts).timestamp() * 1000)
 
 
+def iso_ms(ms_: int) -> str:
+    """Epoch ms as the output contract writes it (milliseconds only when not zero)."""
+    moment = datetime.fromtimestamp(ms_ / 1000, tz=UTC)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{ms_ % 1000:03d}Z" if ms_ % 1000 else f"{text}Z"
+
+
 def frt_target_ms(channel: str, network: str | None) -> int:
     if channel == "social" and network in NETWORK_TARGET_S:
         return NETWORK_TARGET_S[network] * 1000
@@ -40,6 +47,8 @@ class Facts:
 
     def __init__(self) -> None:
         self.items: list[tuple[tuple[str, str, str], int, str, float]] = []
+        self.latest = 0
+        """The latest event time of the input (where a drained event clock ends)."""
 
     def add(self, key: tuple[str, str, str], at: int, name: str, value: float = 1) -> None:
         self.items.append((key, at, name, value))
@@ -47,6 +56,7 @@ class Facts:
 
 def facts_of(messages: list[tuple[str, dict[str, Any]]]) -> Facts:
     """messages: (topic, event) in any order, duplicates included."""
+    facts = Facts()
     seen: set[str] = set()
     by_interaction: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for topic, event in messages:
@@ -55,10 +65,10 @@ def facts_of(messages: list[tuple[str, dict[str, Any]]]) -> Facts:
         seen.add(event["event_id"])
         e = dict(event)
         e["_ms"] = ms(event["ts"])
+        facts.latest = max(facts.latest, e["_ms"])
         e["_channel"] = TOPIC_CHANNEL.get(topic) or event.get("channel")
         by_interaction[event["interaction_id"]].append(e)
 
-    facts = Facts()
     contacts: list[dict[str, Any]] = []
     for events in by_interaction.values():
         starts = [e for e in events if e["type"] == "contact.started"]

@@ -8,7 +8,7 @@ repeat, not escalated and not transferred before that end.
 Like the interaction lifecycle this is a pure function of the set of contacts,
 so the pipeline sends on only the difference when a contact arrives or changes.
 Once a contact's start is older than the allowed lateness no new contact can
-land before it any more; its repeat flag is then frozen, which lets contacts
+land before it any more; its repeat flag can be frozen, which lets contacts
 older than R leave the state without changing anyone's result.
 """
 
@@ -82,17 +82,24 @@ def update(history: CustomerHistory, facts: ContactFacts, window_ms: int) -> Cou
 def settle(
     history: CustomerHistory, clock_ms: int, lateness_ms: int, window_ms: int, keep_ms: int
 ) -> None:
-    """Freeze flags that can no longer change, then forget contacts nobody can
-    still look back to (started before clock - R - lateness) and that have
-    been quiet for `keep_ms`."""
-    final_before = clock_ms - lateness_ms
+    """Forget contacts nobody can still look back to (started before
+    clock - lateness - R) and quiet for `keep_ms`. First freeze the flags that
+    depended on them: those contacts started before clock - lateness, so no
+    contact can still arrive before them. Freezing only when something goes
+    keeps a margin of R against clocks that run ahead on another path."""
+    forget_before = clock_ms - lateness_ms - window_ms
+    gone = [
+        iid
+        for iid, contact in history.contacts.items()
+        if contact.start_ts < forget_before
+        and max([contact.start_ts, *(end.ts for end in contact.ends)]) < clock_ms - keep_ms
+    ]
+    if not gone:
+        return
     flags = repeat_flags(history, window_ms)
     for iid, contact in history.contacts.items():
-        if contact.start_ts < final_before:
+        if contact.start_ts < clock_ms - lateness_ms:
             history.frozen[iid] = flags[iid]
-    forget_before = final_before - window_ms
-    for iid, contact in list(history.contacts.items()):
-        last = max([contact.start_ts, *(end.ts for end in contact.ends)])
-        if contact.start_ts < forget_before and last < clock_ms - keep_ms:
-            del history.contacts[iid]
-            history.frozen.pop(iid, None)
+    for iid in gone:
+        del history.contacts[iid]
+        history.frozen.pop(iid, None)

@@ -88,6 +88,7 @@ input_topic = app.topic(
 by_interaction = _raw_topic(f"{settings.app_id}-by-interaction", internal=True)
 by_customer = _raw_topic(f"{settings.app_id}-by-customer", internal=True)
 kpi_deltas = _raw_topic(f"{settings.app_id}-kpi-deltas", internal=True)
+# `cc-kpi worker` creates these three before the worker starts (streams.cli.internal_topics).
 kpis_out = _raw_topic(topics.kpis, internal=False)
 sla_out = _raw_topic(topics.sla, internal=False)
 deadletter_out = _raw_topic(topics.deadletter, internal=False)
@@ -133,6 +134,7 @@ board_stage = BoardStage(settings, TableStore(board_table))
 sla_tracker = SlaTracker(settings, TableStore(sla_table))
 redis_sink = RedisSink(settings.redis_url, settings.redis_ttl_ms)
 last_snapshot_ms: int | None = None
+published_keys: set[bytes] = set()
 owned: dict[str, set[int]] = {}
 CHANNEL_PARTITIONS = sorted({partition_for(c, N) for c in (*CHANNELS, UNKNOWN)})
 
@@ -222,7 +224,7 @@ async def interactions(stream: faust.StreamT) -> None:
         for event in batch:
             payload = orjson.loads(event.value)
             interaction_stage.process(event.message.partition, payload, out)
-        await _send_outbox(out, interaction_stage.event_clock)
+        await _send_outbox(out, out.watermark)
 
 
 @app.agent(by_customer)
@@ -232,7 +234,7 @@ async def customers(stream: faust.StreamT) -> None:
         out = Outbox()
         for event in batch:
             customer_stage.process(event.message.partition, orjson.loads(event.value), out, wall)
-        await _send_outbox(out, customer_stage.event_clock)
+        await _send_outbox(out, out.watermark)
 
 
 @app.agent(kpi_deltas)
@@ -321,8 +323,16 @@ async def publish_snapshot() -> None:
     records = board_stage.board.records(board_stage.labels)
     for event in sla_tracker.evaluate(records, iso(clock)):
         await sla_out.send(key=key_of_record(event).encode(), value=orjson.dumps(event))
+    keys = set()
     for record in records:
-        await kpis_out.send(key=key_of_record(record).encode(), value=orjson.dumps(record))
+        key = key_of_record(record).encode()
+        keys.add(key)
+        await kpis_out.send(key=key, value=orjson.dumps(record))
+    for gone in published_keys - keys:
+        # A key that is no longer produced gets a tombstone.
+        await kpis_out.send(key=gone, value=None)
+    published_keys.clear()
+    published_keys.update(keys)
     await redis_sink.write(records, list(sla_tracker.latest.items()))
     last_snapshot_ms = wall
 

@@ -77,6 +77,30 @@ class Outbox:
     customers: dict[int, list[Any]] = field(default_factory=lambda: defaultdict(list))
     deltas: dict[int, list[Any]] = field(default_factory=lambda: defaultdict(list))
     deadletters: list[DeadLetter] = field(default_factory=list)
+    watermark: int | None = None
+    """Event clock to pass downstream: the lowest of the partitions that fed it."""
+
+    def clocked(self, watermark: int | None) -> None:
+        if watermark is not None and (self.watermark is None or watermark < self.watermark):
+            self.watermark = watermark
+
+
+class PartitionClocks:
+    """The event clock of each partition of a stage: the highest watermark that
+    arrived on it. Per partition, because one partition may run far ahead of
+    another that still holds older events."""
+
+    def __init__(self) -> None:
+        self.clocks: dict[int, int] = {}
+
+    def advance(self, partition: int, watermark: int | None) -> int | None:
+        current = self.clocks.get(partition)
+        if watermark is not None and (current is None or watermark > current):
+            self.clocks[partition] = current = watermark
+        return current
+
+    def get(self, partition: int) -> int | None:
+        return self.clocks.get(partition)
 
 
 @dataclass(slots=True)
@@ -173,10 +197,10 @@ class Interactions:
         self.rules = interaction.Rules(settings.short_abandon_ms, settings.sla)
         self.partitions = settings.internal_partitions
         self.waiting: dict[int, dict[str, tuple[Key, int]]] = {}
-        self.event_clock: int | None = None
+        self.clocks = PartitionClocks()
 
-    def clock(self, wall_ms: int) -> int | None:
-        return wall_ms if self.settings.clock == "wall" else self.event_clock
+    def clock(self, partition: int, wall_ms: int) -> int | None:
+        return wall_ms if self.settings.clock == "wall" else self.clocks.get(partition)
 
     def events_of(self, iid: str) -> list[Event] | None:
         value = self.store.get(iid)
@@ -199,9 +223,7 @@ class Interactions:
         self.waiting.pop(partition, None)
 
     def process(self, partition: int, payload: dict[str, Any], out: Outbox) -> None:
-        watermark = payload.get("wm")
-        if watermark is not None and (self.event_clock is None or watermark > self.event_clock):
-            self.event_clock = watermark
+        out.clocked(self.clocks.advance(partition, payload.get("wm")))
         changed: dict[str, list[Event]] = {}
         before: dict[str, Counter[Contribution]] = {}
         facts_before: dict[str, interaction.ContactFacts | None] = {}
@@ -238,8 +260,8 @@ class Interactions:
             self.store.put(partition, iid, events, wire)
 
     def live(self, partition: int, wall_ms: int) -> dict[Key, Live]:
-        """Queue now, oldest start and at-risk count per key, at this stage's clock."""
-        clock = self.clock(wall_ms)
+        """Queue now, oldest start and at-risk count per key, at the partition's clock."""
+        clock = self.clock(partition, wall_ms)
         gauges: dict[Key, list[int]] = {}
         for key, start in self.waiting.get(partition, {}).values():
             g = gauges.get(key)
@@ -255,7 +277,7 @@ class Interactions:
 
     def expire(self, partition: int, wall_ms: int) -> int:
         """Forget interactions past their horizon; returns how many."""
-        clock = self.clock(wall_ms)
+        clock = self.clock(partition, wall_ms)
         if clock is None:
             return 0
         gone = 0
@@ -292,7 +314,7 @@ class Customers:
         self.settings = settings
         self.store = store
         self.partitions = settings.internal_partitions
-        self.event_clock: int | None = None
+        self.clocks = PartitionClocks()
 
     def history(self, customer: str) -> repeat.CustomerHistory:
         value = self.store.get(customer)
@@ -313,14 +335,12 @@ class Customers:
         )
         self.store.put(partition, customer, history, wire)
 
-    def clock(self, wall_ms: int) -> int | None:
-        return wall_ms if self.settings.clock == "wall" else self.event_clock
+    def clock(self, partition: int, wall_ms: int) -> int | None:
+        return wall_ms if self.settings.clock == "wall" else self.clocks.get(partition)
 
     def process(self, partition: int, payload: dict[str, Any], out: Outbox, wall_ms: int) -> None:
-        watermark = payload.get("wm")
-        if watermark is not None and (self.event_clock is None or watermark > self.event_clock):
-            self.event_clock = watermark
-        clock = self.clock(wall_ms)
+        out.clocked(self.clocks.advance(partition, payload.get("wm")))
+        clock = self.clock(partition, wall_ms)
         touched: dict[str, repeat.CustomerHistory] = {}
         window = self.settings.repeat_window_ms
         for wire in payload["f"]:
@@ -340,7 +360,7 @@ class Customers:
         return max(self.settings.closed_retention_ms, self.settings.open_ttl_ms)
 
     def expire(self, partition: int, wall_ms: int) -> int:
-        clock = self.clock(wall_ms)
+        clock = self.clock(partition, wall_ms)
         if clock is None:
             return 0
         gone = 0

@@ -2,7 +2,8 @@
 
 Keys: `cc:kpi:<channel>|<queue>|<network>|<window>` (network `-` outside social)
 hold the record JSON and expire after the TTL unless refreshed; every write is
-also published on `cc:kpi:updates`. SLA states: `cc:sla:<kpi>:<record key>`
+also published on `cc:kpi:updates`. A record that is no longer produced (a key
+whose every contribution was retracted) is deleted. SLA states: `cc:sla:<kpi>:<record key>`
 hold the latest cc.sla event. The whole snapshot is written each time, so after
 a Redis outage the next snapshot brings everything back.
 """
@@ -32,17 +33,24 @@ class RedisSink:
         self.ttl_ms = ttl_ms
         self.up = True
         self.errors = 0
+        self.written: set[str] = set()
 
     async def write(
         self, records: Iterable[dict[str, Any]], sla_events: Iterable[tuple[str, dict[str, Any]]]
     ) -> bool:
-        """Write every record and SLA state; returns whether Redis took them."""
+        """Write every record and SLA state, and delete the records this sink wrote
+        before that are gone now; returns whether Redis took them."""
+        keys = set()
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 for record in records:
                     body = orjson.dumps(record)
-                    pipe.set(KPI_PREFIX + key_of_record(record), body, px=self.ttl_ms)
+                    key = KPI_PREFIX + key_of_record(record)
+                    keys.add(key)
+                    pipe.set(key, body, px=self.ttl_ms)
                     pipe.publish(UPDATES_CHANNEL, body)
+                for key in self.written - keys:
+                    pipe.delete(key)
                 for store_key, event in sla_events:
                     record_key, _, kpi = store_key.rpartition("|")
                     pipe.set(f"{SLA_PREFIX}{kpi}:{record_key}", orjson.dumps(event), px=self.ttl_ms)
@@ -58,6 +66,7 @@ class RedisSink:
         if not self.up:
             log.info("Redis is back; snapshot written")
         self.up = True
+        self.written = keys
         return True
 
     async def close(self) -> None:

@@ -1,0 +1,225 @@
+"""Run real pipeline workers (separate processes) and read their outputs back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.cli import ensure_topics
+from streams.config import load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+INPUTS = ("calls", "chats", "emails", "social", "surveys")
+OUTPUTS = ("kpis", "sla", "deadletter")
+FEED_TOPIC = {
+    "cc.calls": "calls",
+    "cc.chats": "chats",
+    "cc.emails": "emails",
+    "cc.social": "social",
+    "cc.surveys": "surveys",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Deployment:
+    """One pipeline app (consumer group) with its own topics, config and workers."""
+
+    def __init__(
+        self, tmp_path: Path, kafka: str, redis_url: str, topics: dict[str, str], **pipeline: Any
+    ) -> None:
+        self.kafka = kafka
+        self.redis_url = redis_url
+        self.topics = topics
+        self.app_id = f"cc-kpi-test-{uuid.uuid4().hex[:8]}"
+        self.tmp = tmp_path
+        settings = {
+            "clock": "event",
+            "idle_timeout": "3s",
+            "snapshot_interval": "1s",
+            "partitions": 4,
+            **pipeline,
+        }
+        lines = [f'[kafka]\nbootstrap = "{kafka}"', f'[redis]\nurl = "{redis_url}"', "[topics]"]
+        lines += [f'{name} = "{real}"' for name, real in topics.items()]
+        lines.append(f'[pipeline]\napp_id = "{self.app_id}"\ndata_dir = "{tmp_path / "faust"}"')
+        for key, value in settings.items():
+            lines.append(f"{key} = {orjson.dumps(value).decode()}")
+        self.config = tmp_path / "cc-kpi.toml"
+        self.config.write_text("\n".join(lines) + "\n")
+        self.workers: list[Worker] = []
+        ensure_topics(load_settings(self.config, env={}), partitions=4)
+
+    def start_worker(self) -> Worker:
+        worker = Worker(self, len(self.workers))
+        self.workers.append(worker)
+        worker.start()
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+    # --- input --------------------------------------------------------------
+
+    def produce(self, messages: Iterable[tuple[str, bytes | None, bytes]]) -> None:
+        """(feed topic like 'cc.calls' or a logical name, key, value)."""
+        producer = KafkaProducer(bootstrap_servers=self.kafka, linger_ms=5, acks="all")
+        try:
+            for topic, key, value in messages:
+                name = FEED_TOPIC.get(topic, topic)
+                producer.send(self.topics[name], key=key, value=value)
+            producer.flush()
+        finally:
+            producer.close()
+
+    # --- outputs ------------------------------------------------------------
+
+    def redis_records(self) -> dict[str, dict[str, Any]]:
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            keys = client.keys("cc:kpi:*")
+            values = client.mget(keys) if keys else []
+            return {
+                k.decode().removeprefix("cc:kpi:"): orjson.loads(v)
+                for k, v in zip(keys, values, strict=True)
+                if v is not None
+            }
+        finally:
+            client.close()
+
+    def read_topic(self, name: str, timeout_s: float = 30.0) -> list[Any]:
+        """Every record of a topic up to its end offsets at the time of the call."""
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.kafka, enable_auto_commit=False, group_id=None
+        )
+        try:
+            partitions = [
+                TopicPartition(self.topics[name], p)
+                for p in consumer.partitions_for_topic(self.topics[name]) or ()
+            ]
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            ends = consumer.end_offsets(partitions)
+            records: list[Any] = []
+            deadline = time.monotonic() + timeout_s
+            while any(consumer.position(tp) < end for tp, end in ends.items()):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"could not read {name} to its end in {timeout_s}s")
+                for batch in consumer.poll(timeout_ms=500).values():
+                    records.extend(
+                        r for r in batch if r.offset < ends[TopicPartition(r.topic, r.partition)]
+                    )
+            return sorted(records, key=lambda r: (r.timestamp, r.partition, r.offset))
+        finally:
+            consumer.close()
+
+    def latest_kpi_records(self) -> dict[str, dict[str, Any]]:
+        latest: dict[str, dict[str, Any]] = {}
+        for message in self.read_topic("kpis"):
+            if message.value is None:
+                latest.pop(message.key.decode(), None)
+            else:
+                latest[message.key.decode()] = orjson.loads(message.value)
+        return latest
+
+
+class Worker:
+    def __init__(self, deployment: Deployment, number: int) -> None:
+        self.deployment = deployment
+        self.port = free_port()
+        self.log = deployment.tmp / f"worker-{number}-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "CC_CONFIG": str(self.deployment.config),
+            "CC_METRICS_PORT": str(self.port),
+        }
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "faust",
+                    "-A",
+                    "streams.pipeline.app",
+                    "--loop",
+                    "uvloop",
+                    "worker",
+                    "-l",
+                    "info",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for(
+            self.metrics_text, timeout=90, what=f"worker /metrics on port {self.port}", log=self.log
+        )
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def metrics_text(self) -> str | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+                return r.read().decode()
+        except OSError:
+            return None
+
+    def samples(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        text = self.metrics_text() or ""
+        out = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return out
+
+
+def wait_for(
+    probe: Callable[[], Any],
+    timeout: float,
+    what: str,
+    log: Path | None = None,
+    interval: float = 0.5,
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(interval)
+    tail = ""
+    if log is not None and log.exists():
+        tail = "\n--- log tail ---\n" + "\n".join(
+            log.read_text(errors="replace").splitlines()[-60:]
+        )
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{tail}")

@@ -1,0 +1,264 @@
+"""The pipeline end to end on real Kafka and Redis, checked against the naive
+computation: Redis snapshot, cc.kpis and /metrics; a restart; two workers;
+bad input."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.feed import Feed
+from streams.publish.prometheus import KPI_METRICS
+from tests import naive
+from tests.integration.conftest import flush_redis_db
+from tests.integration.pipeline_runner import INPUTS, OUTPUTS, Deployment, Worker, wait_for
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+@pytest.fixture(scope="module")
+def traffic() -> list[tuple[str, dict[str, Any]]]:
+    events = Feed(seed=11, start_ms=T0, customers=400, gap_ms=2_000).contacts(2_200)
+    messages = [(item.topic, item.event) for item in events]
+    assert len(messages) >= 10_000
+    assert {t for t, _ in messages} == {
+        "cc.calls",
+        "cc.chats",
+        "cc.emails",
+        "cc.social",
+        "cc.surveys",
+    }
+    return messages
+
+
+def encoded(messages: list[tuple[str, dict[str, Any]]], seed: int = 5):
+    """Kafka messages: most keyed by customer, some by a random key; some events
+    batched into JSON arrays with their neighbours on the same topic."""
+    rng = random.Random(seed)
+    out: list[tuple[str, bytes | None, bytes]] = []
+    i = 0
+    while i < len(messages):
+        topic, event = messages[i]
+        key = event.get("customer_id") or event["interaction_id"]
+        key_bytes = key.encode() if rng.random() < 0.8 else f"k{rng.randrange(999)}".encode()
+        if rng.random() < 0.2:
+            batch = [event]
+            while i + 1 < len(messages) and messages[i + 1][0] == topic and len(batch) < 25:
+                i += 1
+                batch.append(messages[i][1])
+            out.append((topic, key_bytes, orjson.dumps(batch)))
+        else:
+            out.append((topic, key_bytes, orjson.dumps(event)))
+        i += 1
+    return out
+
+
+WINDOW_MS = {"5m": 300_000, "1h": 3_600_000, "24h": 86_400_000}
+
+
+def problems(records: dict[str, dict[str, Any]], facts: naive.Facts) -> list[str]:
+    """Differences from the naive KPIs over the final windows: after the input is
+    drained the event clock is the latest event time, so each window ends at the
+    end of the bucket (span / 60) that holds it."""
+    if not records:
+        return ["no records yet"]
+    found: list[str] = []
+    latest = facts.latest
+    for key, record in records.items():
+        step = WINDOW_MS[record["window"]] // 60
+        want_end = naive.iso_ms((latest // step + 1) * step)
+        if record["window_end"] != want_end:
+            found.append(f"{key}: window_end {record['window_end']} is not the final {want_end}")
+    if found:
+        return found
+    groups_by_window: dict[str, set] = defaultdict(set)
+    for key, record in records.items():
+        bounds = (naive.ms(record["window_start"]), naive.ms(record["window_end"]))
+        expected = naive.window(facts, *bounds)
+        group = (record["channel"], record["queue"], record["network"] or "-")
+        groups_by_window[record["window"]].add(group)
+        want = expected.get(group)
+        if want is None:
+            if any(record["counts"].values()):
+                found.append(f"{key}: unexpected counts {record['counts']}")
+            continue
+        found += [f"{key}: {p}" for p in naive.compare(record, want)]
+    for window in ("5m", "1h", "24h"):
+        if not groups_by_window[window]:
+            found.append(f"no records for window {window}")
+    return found
+
+
+def wait_until_correct(deployment: Deployment, facts: naive.Facts, timeout: float = 240) -> dict:
+    last: list[list[str]] = [[]]
+
+    def probe() -> dict | None:
+        records = deployment.redis_records()
+        last[0] = problems(records, facts)
+        return records if not last[0] else None
+
+    try:
+        return wait_for(
+            probe,
+            timeout,
+            "the Redis snapshot to equal the naive KPIs",
+            log=deployment.workers[-1].log,
+        )
+    except AssertionError as error:
+        raise AssertionError(f"{error}\nfirst differences: {last[0][:15]}") from None
+
+
+def check_metrics(workers: list[Worker], records: dict[str, dict[str, Any]]) -> None:
+    """The sum over workers of each windowed count and the one sample of each KPI
+    equal the record's figures (the record is the naive-checked snapshot)."""
+    totals: dict[tuple, float] = defaultdict(float)
+    for worker in workers:
+        for key, value in worker.samples().items():
+            totals[key] += value
+    checked = 0
+    for record in records.values():
+        labels = (
+            ("channel", record["channel"]),
+            ("network", record["network"] or "-"),
+            ("queue", record["queue"]),
+            ("window", record["window"]),
+        )
+        for name, count in record["counts"].items():
+            assert totals.get((f"cc_window_{name}", labels)) == count, (name, labels)
+        for name, (metric, _help) in KPI_METRICS.items():
+            value = record["kpis"][name]
+            if value is None:
+                assert (metric, labels) not in totals, (metric, labels)
+            else:
+                assert totals[(metric, labels)] == pytest.approx(value, rel=1e-9), (metric, labels)
+                checked += 1
+    assert checked > 100
+
+
+@pytest.fixture
+def deployment(tmp_path, kafka_bootstrap, redis_url, fresh_topics):
+    flush_redis_db(redis_url)
+    topics = fresh_topics([*INPUTS, *OUTPUTS], partitions=4)
+    deployment = Deployment(tmp_path, kafka_bootstrap, redis_url, topics)
+    yield deployment
+    deployment.stop_all()
+
+
+def test_kpis_in_redis_kafka_and_metrics_equal_the_naive_computation(deployment, traffic):
+    facts = naive.facts_of(traffic)
+    worker = deployment.start_worker()
+    deployment.produce(encoded(traffic))
+    records = wait_until_correct(deployment, facts)
+    assert len(records) >= 54  # every queue and roll-up of the feed, three windows
+    check_metrics([worker], records)
+    latest = wait_for(
+        lambda: (lambda r: r if not problems(r, facts) else None)(deployment.latest_kpi_records()),
+        60,
+        "cc.kpis to carry the final snapshot",
+    )
+    assert set(latest) == set(records)
+    text = worker.metrics_text() or ""
+    assert "cc_frt_seconds_bucket" in text and "cc_started_total" in text
+
+
+def test_restart_mid_stream_gives_the_same_kpis(deployment, traffic):
+    facts = naive.facts_of(traffic)
+    messages = encoded(traffic)
+    half = len(messages) // 2
+    worker = deployment.start_worker()
+    deployment.produce(messages[:half])
+    wait_for(
+        lambda: (
+            sum(v for (n, _), v in worker.samples().items() if n == "cc_events_total") >= half * 0.9
+        ),
+        120,
+        "the first half to be consumed",
+        log=worker.log,
+    )
+    worker.stop()
+    deployment.start_worker()
+    deployment.produce(messages[half:])
+    wait_until_correct(deployment, facts)
+
+
+def test_two_workers_give_the_same_kpis_as_one(deployment, traffic):
+    facts = naive.facts_of(traffic)
+    first = deployment.start_worker()
+    second = deployment.start_worker()
+    deployment.produce(encoded(traffic))
+    records = wait_until_correct(deployment, facts)
+
+    def both_busy() -> bool:
+        return all(
+            any(n == "cc_events_total" and v > 0 for (n, _), v in w.samples().items())
+            for w in (first, second)
+        )
+
+    assert both_busy(), "both workers should have consumed input partitions"
+    check_metrics([first, second], records)
+    assert not problems(deployment.latest_kpi_records(), facts)
+
+
+def test_bad_input_is_dead_lettered_and_the_pipeline_keeps_going(deployment):
+    good = {
+        "event_id": "g1",
+        "type": "contact.started",
+        "ts": T0,
+        "interaction_id": "i1",
+        "customer_id": "c1",
+        "queue": "billing",
+    }
+    later = {**good, "event_id": "g2", "interaction_id": "i2", "ts": T0 + 1000}
+    bad = [
+        ("calls", b"{not json"),
+        ("calls", orjson.dumps({**good, "event_id": "m1", "queue": None})),
+        ("calls", orjson.dumps({**good, "event_id": "m2", "ts": "yesterday"})),
+        ("chats", orjson.dumps({**good, "event_id": "m3", "channel": "call"})),
+        ("calls", b'{"event_id": "' + b"x" * 70_000 + b'"}'),
+        ("calls", orjson.dumps([good, {"type": "contact.started"}])),
+    ]
+    worker = deployment.start_worker()
+    deployment.produce([(topic, None, value) for topic, value in bad])
+    deployment.produce([("calls", None, orjson.dumps(later))])
+    dead = wait_for(
+        lambda: (lambda m: m if len(m) >= 6 else None)(deployment.read_topic("deadletter")),
+        60,
+        "six dead letters",
+        log=worker.log,
+    )
+    reasons = sorted(dict(m.headers)["reason"].decode() for m in dead)
+    assert reasons == sorted(
+        [
+            "invalid_json",
+            "wrong_type",
+            "out_of_range",
+            "channel_mismatch",
+            "too_large",
+            "missing_field",
+        ]
+    )
+    by_reason = {dict(m.headers)["reason"]: m for m in dead}
+    assert by_reason[b"invalid_json"].value == b"{not json"
+    assert dict(by_reason[b"channel_mismatch"].headers)["source_topic"] == (
+        deployment.topics["chats"].encode()
+    )
+    batch_dead = [m for m in dead if "batch_index" in dict(m.headers)]
+    assert [dict(m.headers)["batch_index"] for m in batch_dead] == [b"1"]
+
+    def counted() -> bool:
+        samples = worker.samples()
+        dl = sum(v for (n, _), v in samples.items() if n == "cc_deadletter_total")
+        ok = sum(v for (n, _), v in samples.items() if n == "cc_events_total")
+        return dl == 6 and ok == 2
+
+    wait_for(counted, 60, "dead letters and good events counted", log=worker.log)
+    records = wait_for(
+        lambda: deployment.redis_records().get("call|billing|-|24h"),
+        60,
+        "a record for the good events",
+    )
+    assert records["counts"]["started"] == 2
