@@ -22,7 +22,7 @@ TEST_SERVICES_ENV = CC_LOCAL_DIR=$(TEST_LOCAL_DIR) CC_KAFKA_PORT=$(TEST_KAFKA_PO
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-k redis -x'
 PYTEST_ARGS ?=
 
-.PHONY: help setup services-up services-down services-status lint test
+.PHONY: help setup services-up services-down services-status lint test run
 
 help:
 	@echo "make setup            install system packages, Kafka jars and .venv (idempotent)"
@@ -30,10 +30,17 @@ help:
 	@echo "make services-down    stop them"
 	@echo "make services-status  show whether they run"
 	@echo "make lint             ruff check + ruff format --check on $(LINT_PATHS)"
+	@echo "make run              setup, start Kafka + Redis, run a worker and the live feed (Ctrl-C stops)"
 	@echo "make test             setup, start test services ($(TEST_KAFKA_PORT)/$(TEST_REDIS_PORT)), pytest, stop them"
 
 setup:
 	bash $(LOCAL)/setup.sh
+
+# The demo: services on the default ports, one worker serving /metrics on
+# 127.0.0.1:9100, and a live event feed. Kafka and Redis keep running after
+# Ctrl-C (make services-down stops them).
+run: setup services-up
+	$(VENV)/bin/cc-kpi run
 
 services-up:
 	$(LOCAL)/kafka.sh start

@@ -21,6 +21,9 @@ import orjson
 
 from streams.config import ConfigError, Settings, load_settings
 
+LOG_LEVELS = ("crit", "error", "warn", "info", "debug")
+"""What `faust worker -l` accepts."""
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
@@ -107,7 +110,8 @@ def cmd_feed(args: argparse.Namespace) -> int:
     )
     topic_of[SURVEY_TOPIC] = topics.surveys
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=20, acks="all")
-    feed = Feed(seed=args.seed, start_ms=int(time.time() * 1000), gap_ms=int(1000 / args.rate))
+    now = int(time.time() * 1000)
+    feed = Feed(seed=args.seed, start_ms=now, gap_ms=int(1000 / args.rate), run=f"{now:x}-")
     started = 0
     try:
         for due, item in feed.live():
@@ -166,7 +170,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
 
     worker = sub.add_parser("worker", help="run a pipeline worker")
-    worker.add_argument("--log-level", default="info", dest="log_level")
+    worker.add_argument("--log-level", default="info", dest="log_level", choices=LOG_LEVELS)
     worker.add_argument(
         "--partitions", type=int, default=4, help="partitions of topics this creates (default 4)"
     )
@@ -185,7 +189,7 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="demo: worker + feed until Ctrl-C")
     run.add_argument("--rate", type=float, default=5.0)
     run.add_argument("--partitions", type=int, default=4)
-    run.add_argument("--log-level", default="warning", dest="log_level")
+    run.add_argument("--log-level", default="warn", dest="log_level", choices=LOG_LEVELS)
     run.set_defaults(func=cmd_run)
     return top
 

@@ -49,7 +49,12 @@ def rfc3339(ms: int) -> str:
 class Feed:
     """Contacts starting every `gap_ms` on average from `start_ms`, in event-time order."""
 
-    def __init__(self, seed: int, start_ms: int, customers: int = 500, gap_ms: int = 2000) -> None:
+    def __init__(
+        self, seed: int, start_ms: int, customers: int = 500, gap_ms: int = 2000, run: str = ""
+    ) -> None:
+        """`run` prefixes every id, so that two runs with the same seed do not
+        produce the same event ids (which the pipeline would drop as duplicates)."""
+        self.run = run
         self.rng = random.Random(seed)
         self.start_ms = start_ms
         self.customers = customers
@@ -58,7 +63,7 @@ class Feed:
 
     def _id(self, prefix: str) -> str:
         self._next_id += 1
-        return f"{prefix}-{self._next_id}"
+        return f"{self.run}{prefix}-{self._next_id}"
 
     def contacts(self, count: int) -> list[FeedEvent]:
         """The events of `count` contacts, sorted by event time."""
