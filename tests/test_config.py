@@ -1,5 +1,7 @@
 """Configuration: defaults, TOML, environment, and clear errors naming the key."""
 
+from pathlib import Path
+
 import pytest
 
 from streams.config import ConfigError, load_settings, parse_duration_ms
@@ -19,7 +21,11 @@ def test_defaults_follow_the_spec():
     assert s.min_contacts == 20 and s.alert_window_ms == 3_600_000
     call = s.sla.targets("call", "billing", "-")
     assert (call.frt_seconds, call.service_level, call.answer_rate, call.abandonment_rate) == (
-        30, 0.8, 0.9, 0.10)  # fmt: skip
+        30,
+        0.8,
+        0.9,
+        0.10,
+    )
     assert s.sla.targets("social", "care", "twitter").frt_seconds == 3600
     assert s.sla.targets("social", "care", "facebook").frt_seconds == 7200
     assert s.sla.targets("social", "care", "mastodon").service_level == 0.9
@@ -112,3 +118,8 @@ def test_missing_file_is_a_clear_error(tmp_path):
 )
 def test_durations(text, ms):
     assert parse_duration_ms("k", text) == ms
+
+
+def test_example_config_is_valid_and_states_the_defaults():
+    example = Path(__file__).resolve().parents[1] / "deploy" / "config.example.toml"
+    assert load_settings(example, env={}) == load_settings(env={})
