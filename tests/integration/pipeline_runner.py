@@ -106,6 +106,14 @@ class Deployment:
         finally:
             client.close()
 
+    def redis_sla(self, kpi: str, record_key: str) -> dict[str, Any] | None:
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            value = client.get(f"cc:sla:{kpi}:{record_key}")
+            return None if value is None else orjson.loads(value)
+        finally:
+            client.close()
+
     def read_topic(self, name: str, timeout_s: float = 30.0) -> list[Any]:
         """Every record of a topic up to its end offsets at the time of the call."""
         consumer = KafkaConsumer(

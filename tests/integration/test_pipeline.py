@@ -5,6 +5,7 @@ bad input."""
 from __future__ import annotations
 
 import random
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -163,6 +164,43 @@ def test_kpis_in_redis_kafka_and_metrics_equal_the_naive_computation(deployment,
     assert set(latest) == set(records)
     text = worker.metrics_text() or ""
     assert "cc_frt_seconds_bucket" in text and "cc_started_total" in text
+    check_sla_events(deployment, records)
+
+
+SLA_RULES = {  # kpi: (higher is better, denominator counts)
+    "service_level": (True, ("answered", "abandoned")),
+    "answer_rate": (True, ("answered", "abandoned")),
+    "abandonment_rate": (False, ("answered", "abandoned")),
+    "fcr_rate": (True, ("resolved",)),
+    "escalation_rate": (False, ("ended",)),
+    "csat": (True, ("csat_answers",)),
+}
+
+
+def check_sla_events(deployment: Deployment, records: dict[str, dict[str, Any]]) -> None:
+    """The last cc.sla event of every KPI agrees with the final 1h record where that
+    holds at least 20 contacts: on the wrong side of the target it ends in
+    `breach`, on the right side in `recovered` or it never breached."""
+    last: dict[tuple[str, str], dict[str, Any]] = {}
+    for message in deployment.read_topic("sla"):
+        event = orjson.loads(message.value)
+        assert event["schema"] == "cc.sla.v1"
+        last[(message.key.decode(), event["kpi"])] = event
+    for key, record in records.items():
+        if record["window"] != "1h":
+            continue
+        for kpi, (higher, denominator) in SLA_RULES.items():
+            target, value = record["targets"].get(kpi), record["kpis"][kpi]
+            contacts = sum(record["counts"][n] for n in denominator)
+            if target is None or value is None or contacts < 20:
+                continue
+            bad = value < target if higher else value > target
+            event = last.get((key, kpi))
+            if bad:
+                assert event is not None and event["state"] == "breach", (key, kpi, value)
+                assert event["target"] == target
+            else:
+                assert event is None or event["state"] == "recovered", (key, kpi, value)
 
 
 def test_restart_mid_stream_gives_the_same_kpis(deployment, traffic):
@@ -262,3 +300,70 @@ def test_bad_input_is_dead_lettered_and_the_pipeline_keeps_going(deployment):
         "a record for the good events",
     )
     assert records["counts"]["started"] == 2
+
+
+def calls(first: int, count: int, frt_ms: int, prefix: str) -> list[tuple[str, None, bytes]]:
+    out = []
+    for i in range(count):
+        at = T0 + (first + i) * 10_000
+        iid = f"{prefix}{i}"
+        out.append(
+            (
+                "calls",
+                None,
+                orjson.dumps(
+                    {
+                        "event_id": f"{iid}-s",
+                        "type": "contact.started",
+                        "ts": at,
+                        "interaction_id": iid,
+                        "customer_id": f"c-{iid}",
+                        "queue": "billing",
+                    }
+                ),
+            )
+        )
+        out.append(
+            (
+                "calls",
+                None,
+                orjson.dumps(
+                    {
+                        "event_id": f"{iid}-r",
+                        "type": "agent.responded",
+                        "ts": at + frt_ms,
+                        "interaction_id": iid,
+                        "agent_id": "a1",
+                    }
+                ),
+            )
+        )
+    return out
+
+
+def test_sla_breach_and_recovery_are_announced_once_each(deployment):
+    """25 calls answered after 60 s breach the 80 %-within-30 s service level; 200
+    calls answered in 5 s bring the hour back above it."""
+    worker = deployment.start_worker()
+    key = "call|billing|-|1h"
+
+    def events() -> list[dict[str, Any]]:
+        return [
+            orjson.loads(m.value)
+            for m in deployment.read_topic("sla")
+            if m.key.decode() == key and orjson.loads(m.value)["kpi"] == "service_level"
+        ]
+
+    deployment.produce(calls(0, 25, 60_000, "slow"))
+    wait_for(lambda: events(), 60, "a breach on cc.sla", log=worker.log)
+    time.sleep(3)  # several more snapshots of the same state
+    first = events()
+    assert [(e["state"], e["value"], e["target"], e["contacts"]) for e in first] == [
+        ("breach", 0.0, 0.8, 25)
+    ]
+    redis_state = deployment.redis_sla("service_level", key)
+    assert redis_state is not None and redis_state["state"] == "breach"
+    deployment.produce(calls(25, 200, 5_000, "fast"))
+    wait_for(lambda: len(events()) == 2, 60, "the recovery on cc.sla", log=worker.log)
+    time.sleep(3)
+    assert [e["state"] for e in events()] == ["breach", "recovered"]
