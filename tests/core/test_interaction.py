@@ -90,8 +90,11 @@ def test_abandon_before_a_late_response_stays_abandoned():
 
 
 def test_first_response_is_the_earliest_whatever_the_arrival_order():
-    events = [start(), ev("agent.responded", 50_000, agent_id="a"),
-              ev("agent.responded", 20_000, agent_id="b")]  # fmt: skip
+    events = [
+        start(),
+        ev("agent.responded", 50_000, agent_id="a"),
+        ev("agent.responded", 20_000, agent_id="b"),
+    ]
     _, measured = counts(events)
     assert measured[FRT] == [20_000]
 
@@ -116,9 +119,15 @@ def test_end_counts_escalation_transfer_resolution_and_handle_time():
         ev("agent.responded", 5_000, agent_id="a"),
         ev("contact.transferred", 60_000, to_queue="support"),
         ev("contact.escalated", 70_000, level="2"),
-        ev("contact.ended", 300_000, resolved=True, talk_seconds=250.5, hold_seconds=10,
-           wrap_seconds=20.25),
-    ]  # fmt: skip
+        ev(
+            "contact.ended",
+            300_000,
+            resolved=True,
+            talk_seconds=250.5,
+            hold_seconds=10,
+            wrap_seconds=20.25,
+        ),
+    ]
     totals, measured = counts(events)
     assert totals["ended"] == totals["escalated"] == totals["transferred"] == 1
     assert totals["resolved"] == 1
@@ -143,8 +152,11 @@ def test_reopen_then_second_end_counts_two_ends():
 
 
 def test_second_end_without_reopen_is_ignored():
-    events = [start(), ev("contact.ended", 10_000, resolved=True),
-              ev("contact.ended", 20_000, resolved=False)]  # fmt: skip
+    events = [
+        start(),
+        ev("contact.ended", 10_000, resolved=True),
+        ev("contact.ended", 20_000, resolved=False),
+    ]
     totals, _ = counts(events)
     assert totals["ended"] == 1 and totals["resolved"] == 1
 
@@ -166,8 +178,10 @@ def test_survey_answers(answers, expected):
 
 
 def test_survey_without_channel_takes_the_interaction_key():
-    events = [start(channel="chat", queue="sales"),
-              ev("survey.answered", 9_000, channel=None, csat=5)]  # fmt: skip
+    events = [
+        start(channel="chat", queue="sales"),
+        ev("survey.answered", 9_000, channel=None, csat=5),
+    ]
     out = contributions(ordered(events), RULES)
     keys = {(c, q, n) for (c, q, n, _ts, code, _v) in out if code == COUNT_INDEX["csat_answers"]}
     assert keys == {("chat", "sales", "-")}
@@ -179,8 +193,10 @@ def test_survey_of_unknown_interaction_counts_under_unknown():
 
 
 def test_social_key_carries_the_network():
-    events = [start(channel="social", queue="care", network="twitter"),
-              ev("agent.responded", 3_600_000, "social", agent_id="a")]  # fmt: skip
+    events = [
+        start(channel="social", queue="care", network="twitter"),
+        ev("agent.responded", 3_600_000, "social", agent_id="a"),
+    ]
     out = contributions(ordered(events), RULES)
     assert {(c, q, n) for (c, q, n, *_r) in out} == {("social", "care", "twitter")}
     within = [k for k in out if k[4] == COUNT_INDEX["answered_within_target"]]
@@ -193,17 +209,26 @@ def test_event_without_start_is_used_where_it_can_be():
 
 
 def test_contributions_do_not_depend_on_arrival_order():
-    events = [start(), ev("agent.responded", 9_000, agent_id="a"),
-              ev("contact.escalated", 20_000), ev("contact.ended", 90_000, resolved=True),
-              ev("survey.answered", 100_000, csat=5, channel="call", queue="billing")]  # fmt: skip
+    events = [
+        start(),
+        ev("agent.responded", 9_000, agent_id="a"),
+        ev("contact.escalated", 20_000),
+        ev("contact.ended", 90_000, resolved=True),
+        ev("survey.answered", 100_000, csat=5, channel="call", queue="billing"),
+    ]
     reference = contributions(ordered(events), RULES)
     for permutation in itertools.permutations(events):
         assert contributions(ordered(permutation), RULES) == reference
 
 
 def test_facts_for_repeat_logic():
-    events = ordered([start(reason="invoice"), ev("contact.transferred", 5_000),
-                      ev("contact.ended", 9_000, resolved=True)])  # fmt: skip
+    events = ordered(
+        [
+            start(reason="invoice"),
+            ev("contact.transferred", 5_000),
+            ev("contact.ended", 9_000, resolved=True),
+        ]
+    )
     facts = contact_facts("i1", events)
     assert facts is not None
     assert facts.customer_id == "c1" and facts.reason == "invoice" and facts.start_ts == T0

@@ -27,21 +27,54 @@ def agg_with(**counts):
 def test_empty_aggregate_gives_null_ratios_and_zero_counts():
     k = kpis(Aggregate(), "call", Live(), 0)
     assert k["volume"] == 0 and k["queue_now"] == 0 and k["at_risk"] == 0
-    for name in ("answer_rate", "service_level", "abandonment_rate", "escalation_rate",
-                 "transfer_rate", "fcr_rate", "repeat_contact_rate", "contacts_per_resolution",
-                 "aht_seconds", "resolution_time_mean_seconds", "reopen_rate", "csat", "nps",
-                 "ces", "frt_mean_seconds", "frt_p50_seconds", "frt_p90_seconds",
-                 "frt_p99_seconds", "asa_seconds", "next_response_mean_seconds",
-                 "next_response_p90_seconds", "oldest_waiting_seconds"):  # fmt: skip
+    for name in (
+        "answer_rate",
+        "service_level",
+        "abandonment_rate",
+        "escalation_rate",
+        "transfer_rate",
+        "fcr_rate",
+        "repeat_contact_rate",
+        "contacts_per_resolution",
+        "aht_seconds",
+        "resolution_time_mean_seconds",
+        "reopen_rate",
+        "csat",
+        "nps",
+        "ces",
+        "frt_mean_seconds",
+        "frt_p50_seconds",
+        "frt_p90_seconds",
+        "frt_p99_seconds",
+        "asa_seconds",
+        "next_response_mean_seconds",
+        "next_response_p90_seconds",
+        "oldest_waiting_seconds",
+    ):
         assert k[name] is None, name
 
 
 def test_ratios():
-    agg = agg_with(started=10, answered=8, answered_within_target=6, abandoned=2,
-                   short_abandoned=3, ended=8, escalated=2, transferred=1, resolved=5,
-                   resolved_first_contact=4, repeat_contacts=3, reopened=1, csat_answers=4,
-                   csat_satisfied=3, nps_answers=5, nps_promoters=3, nps_detractors=1,
-                   ces_answers=2)  # fmt: skip
+    agg = agg_with(
+        started=10,
+        answered=8,
+        answered_within_target=6,
+        abandoned=2,
+        short_abandoned=3,
+        ended=8,
+        escalated=2,
+        transferred=1,
+        resolved=5,
+        resolved_first_contact=4,
+        repeat_contacts=3,
+        reopened=1,
+        csat_answers=4,
+        csat_satisfied=3,
+        nps_answers=5,
+        nps_promoters=3,
+        nps_detractors=1,
+        ces_answers=2,
+    )
     agg.apply(CES, 5)
     agg.apply(CES, 6)
     k = kpis(agg, "chat", Live(), 0)
@@ -73,15 +106,29 @@ def test_times_and_quantiles():
 
 
 def test_record_shape_follows_the_output_contract():
-    record = build(channel="call", queue="billing", network="-", window="1h",
-                   bounds_ms=(0, 3_600_000), agg=agg_with(started=1), live=Live(),
-                   clock_ms=3_599_000, targets=T)  # fmt: skip
+    record = build(
+        channel="call",
+        queue="billing",
+        network="-",
+        window="1h",
+        bounds_ms=(0, 3_600_000),
+        agg=agg_with(started=1),
+        live=Live(),
+        clock_ms=3_599_000,
+        targets=T,
+    )
     assert record["schema"] == "cc.kpi.v1" and record["network"] is None
     assert record["window_start"] == "1970-01-01T00:00:00Z"
     assert record["window_end"] == "1970-01-01T01:00:00Z"
-    assert record["targets"] == {"service_level": 0.8, "frt_seconds": 30, "answer_rate": 0.9,
-                                 "abandonment_rate": 0.1, "fcr_rate": 0.75,
-                                 "escalation_rate": 0.15, "csat": 0.8}  # fmt: skip
+    assert record["targets"] == {
+        "service_level": 0.8,
+        "frt_seconds": 30,
+        "answer_rate": 0.9,
+        "abandonment_rate": 0.1,
+        "fcr_rate": 0.75,
+        "escalation_rate": 0.15,
+        "csat": 0.8,
+    }
     assert set(record["counts"]) >= {"started", "answered", "answered_within_target", "ces_answers"}
     assert record_key("call", "billing", "-", "1h") == "call|billing|-|1h"
 

@@ -76,10 +76,16 @@ def test_late_earlier_contact_turns_a_resolved_contact_into_a_repeat():
     assert change[("call", "billing", "-", 5 * DAY + 10, FCR, 1)] == -1
 
 
-@given(st.permutations([contact("a", 0, ends=[resolved(100)]),
-                        contact("b", DAY, ends=[resolved(DAY + 1)]),
-                        contact("c", 9 * DAY, "x", ends=[resolved(9 * DAY + 1)]),
-                        contact("d", 9 * DAY + 5, "x")]))  # fmt: skip
+@given(
+    st.permutations(
+        [
+            contact("a", 0, ends=[resolved(100)]),
+            contact("b", DAY, ends=[resolved(DAY + 1)]),
+            contact("c", 9 * DAY, "x", ends=[resolved(9 * DAY + 1)]),
+            contact("d", 9 * DAY + 5, "x"),
+        ]
+    )
+)
 def test_sum_of_updates_is_independent_of_order(order):
     history = CustomerHistory()
     net = {}
@@ -103,8 +109,11 @@ def test_settle_freezes_then_forgets_without_changing_results():
 
 
 def test_all_orders_of_three_contacts_agree():
-    contacts = [contact("a", 0, ends=[resolved(1)]), contact("b", 2, ends=[resolved(3)]),
-                contact("c", 8 * DAY, ends=[resolved(8 * DAY + 1)])]  # fmt: skip
+    contacts = [
+        contact("a", 0, ends=[resolved(1)]),
+        contact("b", 2, ends=[resolved(3)]),
+        contact("c", 8 * DAY, ends=[resolved(8 * DAY + 1)]),
+    ]
     results = set()
     for order in itertools.permutations(contacts):
         history = CustomerHistory()

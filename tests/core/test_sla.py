@@ -5,18 +5,22 @@ from streams.core.sla import evaluate
 
 def record(service_level, answered, abandoned=0):
     return {
-        "channel": "call", "queue": "billing", "network": None, "window": "1h",
+        "channel": "call",
+        "queue": "billing",
+        "network": None,
+        "window": "1h",
         "kpis": {"service_level": service_level, "answer_rate": None},
         "counts": {"answered": answered, "abandoned": abandoned},
         "targets": {"service_level": 0.8},
-    }  # fmt: skip
+    }
 
 
 def test_breach_then_recovery_one_event_each():
     states: dict[str, str] = {}
     first = evaluate(record(0.7, 30), states, 20, "t1")
     assert [(e["state"], e["kpi"], e["value"], e["target"], e["contacts"]) for e in first] == [
-        ("breach", "service_level", 0.7, 0.8, 30)]  # fmt: skip
+        ("breach", "service_level", 0.7, 0.8, 30)
+    ]
     assert evaluate(record(0.6, 40), states, 20, "t2") == []
     recovered = evaluate(record(0.85, 50), states, 20, "t3")
     assert [e["state"] for e in recovered] == ["recovered"]
@@ -36,7 +40,13 @@ def test_healthy_start_announces_nothing():
 
 
 def test_lower_is_better_kpis():
-    r = {"channel": "chat", "queue": "q", "network": None, "window": "1h",
-         "kpis": {"abandonment_rate": 0.2}, "counts": {"answered": 20, "abandoned": 5},
-         "targets": {"abandonment_rate": 0.1}}  # fmt: skip
+    r = {
+        "channel": "chat",
+        "queue": "q",
+        "network": None,
+        "window": "1h",
+        "kpis": {"abandonment_rate": 0.2},
+        "counts": {"answered": 20, "abandoned": 5},
+        "targets": {"abandonment_rate": 0.1},
+    }
     assert [e["state"] for e in evaluate(r, {}, 20, "t")] == ["breach"]
