@@ -6,6 +6,8 @@ from dataclasses import replace
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from streams.config import Settings
 from streams.feed import Feed, event_ms
@@ -64,8 +66,13 @@ def shuffled_within_lateness(messages, seed):
     return [messages[i] for _, i in sorted(keyed)]
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_order_within_lateness_and_duplicates_change_nothing(traffic, seed):
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32 - 1), chunk=st.integers(min_value=1, max_value=80)
+)
+def test_order_within_lateness_and_duplicates_change_nothing(traffic, seed, chunk):
     reference = final(run(traffic))
     rng = random.Random(seed)
     noisy = shuffled_within_lateness(traffic, seed)
@@ -73,10 +80,31 @@ def test_order_within_lateness_and_duplicates_change_nothing(traffic, seed):
         i = rng.randrange(len(noisy))
         j = min(len(noisy), i + rng.randrange(1, 20))
         noisy.insert(j, noisy[i])
-    pipe = run(noisy, chunk=rng.randrange(5, 60))
+    pipe = run(noisy, chunk=chunk)
     assert pipe.stats.duplicates.total() >= len(traffic) // 10
     assert pipe.stats.late.total() == 0
     assert final(pipe) == reference
+
+
+def test_wall_clock_windows_end_now():
+    now = T0 + 3_600_000
+    pipe = LocalPipeline(Settings())
+    feed = Feed(seed=3, start_ms=now - 600_000, customers=30, gap_ms=5_000)
+    messages = []
+    for at, item in feed.live():
+        if at > now:
+            break
+        messages.append((item.topic, orjson.dumps(item.event)))
+    pipe.send(messages, now)
+    records = pipe.records(now)
+    five = records["call|*|-|5m"]
+    assert five["window_end"] == "2026-01-01T01:00:05Z"
+    assert five["window_start"] == "2026-01-01T00:55:05Z"
+    hour = records["call|*|-|1h"]
+    assert 0 < five["counts"]["started"] < hour["counts"]["started"]
+    # An hour later with no traffic the 5-minute window is empty again.
+    later = pipe.records(now + 3_600_000)["call|*|-|5m"]
+    assert later["counts"]["started"] == 0 and later["kpis"]["service_level"] is None
 
 
 def test_restart_from_the_changelog_gives_the_same_result(traffic):
