@@ -35,9 +35,11 @@ EVENT_TYPES: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
-    """One valid event. `channel` is `None` only for a survey that names none."""
+    """One valid event. `channel` is `None` only for a survey that names none.
+    Not frozen: building a frozen dataclass costs several times more, and this
+    is built for every event (treat it as read-only)."""
 
     event_id: str
     type: str
