@@ -9,7 +9,7 @@ ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 LOCAL := $(ROOT)/deploy/local
 VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
-LINT_PATHS := streams tests bench
+LINT_PATHS := streams tests bench grafana
 
 # Tests get their own ports and state dir, so they never touch the services
 # a developer runs on the defaults (Kafka 9092, Redis 6379) via services-up.
@@ -22,7 +22,7 @@ TEST_SERVICES_ENV = CC_LOCAL_DIR=$(TEST_LOCAL_DIR) CC_KAFKA_PORT=$(TEST_KAFKA_PO
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-k redis -x'
 PYTEST_ARGS ?=
 
-.PHONY: help setup services-up services-down services-status lint test run
+.PHONY: help setup services-up services-down services-status lint test run incident
 
 help:
 	@echo "make setup            install system packages, Kafka jars and .venv (idempotent)"
@@ -30,17 +30,27 @@ help:
 	@echo "make services-down    stop them"
 	@echo "make services-status  show whether they run"
 	@echo "make lint             ruff check + ruff format --check on $(LINT_PATHS)"
-	@echo "make run              setup, start Kafka + Redis, run a worker and the live feed (Ctrl-C stops)"
+	@echo "make run              setup, Kafka + Redis, a worker and the simulator (normal day, x60)"
+	@echo "make incident         wipe the demo's Kafka/Redis data, replay an incident spike, show the breach"
 	@echo "make test             setup, start test services ($(TEST_KAFKA_PORT)/$(TEST_REDIS_PORT)), pytest, stop them"
 
 setup:
 	bash $(LOCAL)/setup.sh
 
 # The demo: services on the default ports, one worker serving /metrics on
-# 127.0.0.1:9100, and a live event feed. Kafka and Redis keep running after
+# 127.0.0.1:9100, the simulator on the normal-day scenario at x60, and the SLA
+# events of cc.sla printed as they happen. Kafka and Redis keep running after
 # Ctrl-C (make services-down stops them).
 run: setup services-up
 	$(VENV)/bin/cc-kpi run
+
+# The incident demo starts from empty topics, so that its timeline does not
+# mix with an earlier run's: call/support triples for an hour and breaches.
+incident: setup
+	$(LOCAL)/kafka.sh stop --purge
+	$(LOCAL)/redis.sh stop --purge
+	$(MAKE) services-up
+	$(VENV)/bin/cc-kpi run --scenario incident-spike --speed 600
 
 services-up:
 	$(LOCAL)/kafka.sh start

@@ -20,6 +20,9 @@ from collections.abc import Sequence
 import orjson
 
 from streams.config import ConfigError, Settings, load_settings
+from streams.live import cli as live_cli
+from streams.replay import cli as replay_cli
+from streams.simulator import cli as simulator_cli
 
 LOG_LEVELS = ("crit", "error", "warn", "info", "debug")
 """What `faust worker -l` accepts."""
@@ -133,30 +136,82 @@ def cmd_feed(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    ensure_topics(settings, args.partitions)
-    worker = subprocess.Popen([*worker_command(args)], env=os.environ.copy())
-    feed = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "feed", "--rate", str(args.rate)],
-        env=os.environ.copy(),
+def sla_line(event: dict[str, object]) -> str:
+    """One cc.sla event as a line for people."""
+    network = f"/{event['network']}" if event["network"] else ""
+    return (
+        f"{event['at']}  {str(event['state']).upper():9}  {event['kpi']} "
+        f"{event['channel']}/{event['queue']}{network} ({event['window']}): "
+        f"{event['value']:.3f} vs target {event['target']} over {event['contacts']} contacts"
     )
-    url = f"http://{settings.metrics_addr}:{settings.metrics_port}/metrics"
-    print(
-        f"\nPipeline running.\n  metrics: {url}\n  Redis:   {settings.redis_url} "
-        "(keys cc:kpi:*, channel cc:kpi:updates)\n  Ctrl-C stops everything.\n",
-        flush=True,
+
+
+def cmd_sla(args: argparse.Namespace) -> int:
+    """Print SLA breach / recovery events from cc.sla as they come."""
+    from kafka import KafkaConsumer
+
+    settings = _settings(args)
+    consumer = KafkaConsumer(
+        settings.topics.sla,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest" if args.from_beginning else "latest",
+        enable_auto_commit=False,
+        group_id=None,
     )
     try:
-        while worker.poll() is None and feed.poll() is None:
+        for message in consumer:
+            print(sla_line(orjson.loads(message.value)), flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The demo: one worker on the event clock, the simulator on a scenario
+    (accelerated), and the SLA events printed as they happen."""
+    settings = _settings(args)
+    ensure_topics(settings, args.partitions)
+    env = {**os.environ, "CC_CLOCK": "event"}
+    me = [sys.executable, "-m", "streams.cli"] + (["--config", args.config] if args.config else [])
+    processes = [
+        subprocess.Popen(worker_command(args), env=env),
+        subprocess.Popen(
+            [
+                *me,
+                "simulate",
+                args.scenario,
+                "--speed",
+                str(args.speed),
+                "--start",
+                "now",
+                "--no-progress",
+            ],
+            env=env,
+        ),
+        subprocess.Popen([*me, "sla"], env=env),
+    ]
+    url = f"http://{settings.metrics_addr}:{settings.metrics_port}/metrics"
+    print(
+        f"\nPipeline running on scenario {args.scenario} at x{args.speed:g}.\n"
+        f"  metrics:   {url}\n"
+        f"  live view: .venv/bin/cc-kpi top    (or: cc-kpi kpi --json)\n"
+        f"  Redis:     {settings.redis_url} (keys cc:kpi:*, channel cc:kpi:updates)\n"
+        "  SLA breaches and recoveries from cc.sla are printed below. Ctrl-C stops.\n",
+        flush=True,
+    )
+    worker, simulator, _sla = processes
+    try:
+        while worker.poll() is None and simulator.poll() in (None, 0):
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
-        for process in (feed, worker):
+        for process in reversed(processes):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for process in (feed, worker):
+        for process in processes:
             try:
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
@@ -186,11 +241,19 @@ def parser() -> argparse.ArgumentParser:
     feed.add_argument("--seed", type=int, default=1)
     feed.set_defaults(func=cmd_feed)
 
-    run = sub.add_parser("run", help="demo: worker + feed until Ctrl-C")
-    run.add_argument("--rate", type=float, default=5.0)
+    run = sub.add_parser("run", help="demo: worker + simulator + SLA events until Ctrl-C")
+    run.add_argument("--scenario", default="normal-day", help="simulator scenario (normal-day)")
+    run.add_argument("--speed", type=float, default=60.0, help="simulated seconds per second")
     run.add_argument("--partitions", type=int, default=4)
     run.add_argument("--log-level", default="warn", dest="log_level", choices=LOG_LEVELS)
     run.set_defaults(func=cmd_run)
+    sla = sub.add_parser("sla", help="print SLA breach / recovery events from cc.sla")
+    sla.add_argument("--from-beginning", action="store_true", help="also the past events")
+    sla.set_defaults(func=cmd_sla)
+
+    simulator_cli.add_subcommands(sub)
+    replay_cli.add_subcommands(sub)
+    live_cli.add_subcommands(sub)
     return top
 
 

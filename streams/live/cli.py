@@ -13,6 +13,7 @@ import time
 from typing import Final
 
 import redis
+from redis.client import PubSub
 from redis.exceptions import RedisError
 
 from streams.config import load_settings
@@ -20,7 +21,6 @@ from streams.contract.event import CHANNELS
 from streams.live.render import render
 from streams.live.snapshot import UPDATES_CHANNEL, Snapshot, as_json, parse_update, read
 from streams.live.terminal import Screen
-from streams.simulator.cli import fail
 
 REDRAW_EVERY_S: Final = 0.5
 DEFAULT_WINDOW: Final = "1h"
@@ -59,6 +59,11 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     kpi.set_defaults(func=run_kpi)
 
 
+def _fail(command: str, problem: str) -> int:
+    print(f"cc-kpi {command}: {problem}", file=sys.stderr)
+    return 1
+
+
 def _redis_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redis", help="Redis URL (default: $CC_REDIS_URL or the config's)")
 
@@ -66,14 +71,6 @@ def _redis_option(parser: argparse.ArgumentParser) -> None:
 def _client(args: argparse.Namespace) -> tuple[redis.Redis, str]:
     url = args.redis or load_settings(getattr(args, "config", None)).redis_url
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5), url
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _width() -> int:
-    return Screen.width()
 
 
 def _only(snapshot: Snapshot, channel: str | None) -> Snapshot:
@@ -88,7 +85,7 @@ def run_kpi(args: argparse.Namespace) -> int:
     try:
         snapshot = read(client)
     except RedisError as error:
-        return fail("kpi", f"cannot read Redis at {url}: {error}", 1)
+        return _fail("kpi", f"cannot read Redis at {url}: {error}")
     finally:
         client.close()
     if args.json:
@@ -97,8 +94,7 @@ def run_kpi(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         return 0
     window = args.window or DEFAULT_WINDOW
-    text = render(_only(snapshot, args.channel), window, _now_ms(), _width(), False, False)
-    sys.stdout.write(text)
+    sys.stdout.write(render(_only(snapshot, args.channel), window, Screen.width(), False, False))
     return 0
 
 
@@ -106,17 +102,20 @@ def run_top(args: argparse.Namespace) -> int:
     client, url = _client(args)
     try:
         snapshot = read(client)
-        if not sys.stdout.isatty():
-            sys.stdout.write(render(snapshot, args.window, _now_ms(), _width(), False, False))
-            return 0
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(UPDATES_CHANNEL)
     except RedisError as error:
         client.close()
-        return fail("top", f"cannot read Redis at {url}: {error}", 1)
+        return _fail("top", f"cannot read Redis at {url}: {error}")
+    if not sys.stdout.isatty():
+        client.close()
+        sys.stdout.write(render(snapshot, args.window, Screen.width(), False, False))
+        return 0
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
     try:
+        pubsub.subscribe(UPDATES_CHANNEL)
         with Screen(sys.stdout, sys.stdin) as screen:
             _follow(screen, client, pubsub, snapshot, args)
+    except RedisError as error:
+        return _fail("top", f"cannot subscribe to {UPDATES_CHANNEL} at {url}: {error}")
     except KeyboardInterrupt:
         pass
     finally:
@@ -125,10 +124,17 @@ def run_top(args: argparse.Namespace) -> int:
     return 0
 
 
+def next_window(windows: list[str], current: str) -> str:
+    """The window after `current` (the `w` key), round the ones present."""
+    if current not in windows:
+        return windows[0] if windows else current
+    return windows[(windows.index(current) + 1) % len(windows)]
+
+
 def _follow(
     screen: Screen,
     client: redis.Redis,
-    pubsub: redis.client.PubSub,
+    pubsub: PubSub,
     snapshot: Snapshot,
     args: argparse.Namespace,
 ) -> None:
@@ -140,15 +146,12 @@ def _follow(
     width = screen.width()
     rescan_at = time.monotonic() + args.rescan
     while True:
-        now = time.monotonic()
         if screen.width() != width:
-            width = screen.width()
-            dirty = True
-        if dirty and now - drawn_at >= REDRAW_EVERY_S:
-            text = render(snapshot, window, _now_ms(), width, not args.no_color, True)
+            width, dirty = screen.width(), True
+        if dirty and time.monotonic() - drawn_at >= REDRAW_EVERY_S:
+            text = render(snapshot, window, width, not args.no_color, True)
             screen.draw(text + status)
-            dirty = False
-            drawn_at = now
+            dirty, drawn_at = False, time.monotonic()
         try:
             message = pubsub.get_message(timeout=0.2)
             while message is not None:
@@ -170,10 +173,4 @@ def _follow(
         if key in ("q", "Q"):
             return
         if key in ("w", "W"):
-            windows = snapshot.windows() or [window]
-            window = (
-                windows[(windows.index(window) + 1) % len(windows)]
-                if window in windows
-                else windows[0]
-            )
-            dirty = True
+            window, dirty = next_window(snapshot.windows(), window), True

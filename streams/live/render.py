@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from streams.contract.event import CHANNELS
@@ -101,11 +100,10 @@ def _fitting(width: int) -> list[Column]:
     return columns
 
 
-def render(
-    snapshot: Snapshot, window: str, now_ms: int, width: int, color: bool, interactive: bool
-) -> str:
+def render(snapshot: Snapshot, window: str, width: int, color: bool, interactive: bool) -> str:
     """The whole screen: title, header, one line per record of `window`, legend
-    (with the keys when `interactive`)."""
+    (with the keys when `interactive`). The time shown is the end of the windows:
+    the pipeline's clock, which is event time when it replays history."""
     rows = sorted(
         ((key, r) for key, r in snapshot.records.items() if r.get("window") == window),
         key=_order,
@@ -127,9 +125,10 @@ def render(
             padding = " " * (column.width + 1 - len(text))
             cells.append(f"{padding}{ALERT}{text}{RESET}" if color and bad else padding + text)
         lines.append(" ".join(cells).rstrip())
-    at = datetime.fromtimestamp(now_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    ends = [record.get("window_end", "") for _, record in rows]
+    until = f" to {max(ends).replace('T', ' ').replace('Z', ' UTC')}" if rows else ""
     others = [w for w in snapshot.windows() if w != window]
-    title = f"cc-kpi top  window {window}  {at}  {len(rows)} rows, {marked} with breaches"
+    title = f"cc-kpi top  window {window}{until}  {len(rows)} rows, {marked} with breaches"
     header = " ".join(
         [
             "CHANNEL/QUEUE/NETWORK".ljust(LABEL_WIDTH),

@@ -55,7 +55,7 @@ def _span_ms(label: str) -> float:
 
 
 def _values(store: Store, pattern: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    keys = [key for key in store.scan_iter(match=pattern, count=SCAN_COUNT)]
+    keys = list(store.scan_iter(match=pattern, count=SCAN_COUNT))
     for start in range(0, len(keys), SCAN_COUNT):
         chunk = keys[start : start + SCAN_COUNT]
         for key, raw in zip(chunk, store.mget(chunk), strict=True):

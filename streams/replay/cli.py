@@ -16,7 +16,7 @@ from streams.replay import mapping as mappings
 from streams.replay.importer import BadRow, import_csv
 from streams.replay.jsonl import read_jsonl
 from streams.replay.order import in_event_time_order
-from streams.simulator.cli import UsageError, add_output_options, fail, send, sent_to
+from streams.simulator.output import UsageError, add_output_options, fail, send, sent_to
 from streams.simulator.sink import SinkError
 from streams.simulator.wire import Message, encode
 

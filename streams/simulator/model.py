@@ -59,11 +59,10 @@ class _Contact:
     start: int
     desk: _Desk = field(init=False)  # where it is now (moves on a transfer)
     state: int = 0
-    token: int = 0  # invalidates a pending give-up once the contact leaves the queue
+    token: int = 0  # which wait a pending give-up belongs to (a transfer waits again)
     first_response: int | None = None
     transferred: bool = False
     escalated: bool = False
-    reopened: bool = False
     ended: bool = False
     exchanges: int = 0
     talk_ms: int = 0
@@ -338,7 +337,6 @@ class Simulation:
 
     def _serve(self, desk: _Desk, contact: _Contact, slot: int) -> None:
         contact.state = _SERVING
-        contact.token += 1
         if desk.sync:
             self._talk(desk, contact, slot)
         else:
@@ -439,7 +437,6 @@ class Simulation:
         self._offer(contact.desk, contact, patient=False)
 
     def _reopen(self, contact: _Contact) -> None:
-        contact.reopened = True
         self._emit(REOPENED, contact)
         self._offer(contact.desk, contact, patient=False)
 

@@ -302,19 +302,21 @@ def _weights(value: object, key: str) -> tuple[tuple[str, float], ...]:
 
 
 def parse_start(value: object, key: str) -> int:
-    """A date-time with offset (TOML datetime or RFC 3339 text) -> epoch ms."""
-    if isinstance(value, str):
+    """A date-time with offset (TOML datetime or RFC 3339 text), or a date (its
+    midnight UTC) -> epoch ms."""
+    moment = value
+    if isinstance(moment, str):
         try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
         except ValueError:
-            value = None
-    if isinstance(value, date) and not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if not isinstance(value, datetime) or value.tzinfo is None:
+            moment = None
+    if isinstance(moment, date) and not isinstance(moment, datetime):
+        moment = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+    if not isinstance(moment, datetime) or moment.tzinfo is None:
         raise ScenarioError(
             key, f"expected a date-time with offset like 2026-11-23T00:00:00Z, got {value!r}"
         )
-    return round(value.timestamp() * 1000)
+    return round(moment.timestamp() * 1000)
 
 
 def _profile(
@@ -567,8 +569,18 @@ def _surveys(raw: object) -> SurveySpec:
 
 
 _TOP_KEYS: Final = frozenset(
-    {"name", "description", "start", "duration", "profiles", "channels", "queues", "surges"}
-    | {"repeat", "surveys"}
+    {
+        "name",
+        "description",
+        "start",
+        "duration",
+        "profiles",
+        "channels",
+        "queues",
+        "surges",
+        "repeat",
+        "surveys",
+    }
 )
 
 
@@ -588,7 +600,7 @@ def parse(raw: Mapping[str, Any], default_name: str = "scenario") -> Scenario:
     if not isinstance(queue_list, list) or not queue_list:
         raise ScenarioError("queues", "at least one [[queues]] table is required")
     queues: dict[str, QueueSpec] = {}
-    for index, table in enumerate(queue_list):
+    for index, table in enumerate(queue_list, 1):  # numbered from 1 in messages
         spec = _queue(table, index, channels, profiles)
         if spec.key in queues:
             raise ScenarioError(f"queues[{index}]", f"queue {spec.key} is defined twice")
@@ -613,7 +625,7 @@ def parse(raw: Mapping[str, Any], default_name: str = "scenario") -> Scenario:
         start_ms=parse_start(raw.get("start", "2026-11-23T00:00:00Z"), "start"),
         duration_ms=duration_ms,
         queues=tuple(queues.values()),
-        surges=tuple(_surge(s, i, queues, duration_ms) for i, s in enumerate(surges)),
+        surges=tuple(_surge(s, i, queues, duration_ms) for i, s in enumerate(surges, 1)),
         repeat=_repeat(raw.get("repeat", {})),
         surveys=_surveys(raw.get("surveys", {})),
     )

@@ -65,6 +65,7 @@ class KafkaSink:
                 batch_size=256 * 1024,
                 max_request_size=max_request_bytes,
                 max_block_ms=15_000,
+                bootstrap_timeout_ms=10_000,
             )
         except KafkaError as error:
             raise SinkError(f"cannot connect to Kafka at {bootstrap}: {error}") from None
