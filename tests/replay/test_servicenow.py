@@ -14,18 +14,21 @@ import calendar
 import csv
 import time
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from streams.config import Settings
 from streams.contract.decode import Limits, decode_message
 from streams.replay import cli
 from streams.replay.importer import import_csv
 from streams.replay.mapping import load
 from streams.simulator.wire import encode
 from tests import naive
+from tests.pipeline.harness import LocalPipeline
 from tests.simulator.command import run_command
 
 DATA = Path(__file__).resolve().parents[3] / "shared/data/uci-incidents"
@@ -254,3 +257,31 @@ def test_replay_sends_the_export_in_event_time_order(tmp_path, capsys, monkeypat
 
 def minutes_from_rfc3339(text: str) -> int:
     return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%S.000Z")) * 1000
+
+
+def test_the_pipeline_stages_give_the_same_kpis_as_the_csv(events):
+    """The mapped export through every stage of the pipeline (in memory, event clock,
+    one window long enough for the whole year of the log)."""
+    hours = 9600
+    settings = replace(
+        Settings(),
+        clock="event",
+        windows_ms=(hours * 3_600_000,),
+        alert_window_ms=hours * 3_600_000,
+        open_ttl_ms=400 * 86_400_000,
+        closed_retention_ms=30 * 86_400_000,
+    )
+    pipe = LocalPipeline(settings)
+    ordered = sorted(events, key=lambda e: naive.ms(e["ts"]))
+    wall = 2_000_000_000_000
+    for start in range(0, len(ordered), 200):
+        chunk = ordered[start : start + 200]
+        pipe.send([("cc.emails", encode(e).value) for e in chunk], wall)
+    assert pipe.stats.late.total() == 0 and not pipe.deadletters
+    record = pipe.records(wall + settings.idle_timeout_ms + 1)[f"email|*|-|{hours}h"]
+    expected = independent_kpis()
+    for name, value in expected["counts"].items():
+        assert record["counts"][name] == value, name
+    for name, value in expected["kpis"].items():
+        tolerance = 0.01 if name.startswith("frt_p") else 1e-9
+        assert record["kpis"][name] == pytest.approx(value, rel=tolerance), name
