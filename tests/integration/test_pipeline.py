@@ -358,9 +358,9 @@ def test_sla_breach_and_recovery_are_announced_once_each(deployment):
     wait_for(lambda: events(), 60, "a breach on cc.sla", log=worker.log)
     time.sleep(3)  # several more snapshots of the same state
     first = events()
-    assert [(e["state"], e["value"], e["target"], e["contacts"]) for e in first] == [
-        ("breach", 0.0, 0.8, 25)
-    ]
+    # announced as soon as a snapshot saw the minimum volume (20) of slow answers
+    assert [(e["state"], e["value"], e["target"]) for e in first] == [("breach", 0.0, 0.8)]
+    assert 20 <= first[0]["contacts"] <= 25
     redis_state = deployment.redis_sla("service_level", key)
     assert redis_state is not None and redis_state["state"] == "breach"
     deployment.produce(calls(25, 200, 5_000, "fast"))
