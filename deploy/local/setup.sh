@@ -3,7 +3,9 @@
 # fresh clone: system packages, Kafka jars, project virtualenv.
 #
 # Needs: Python 3.11, Java 17+, Maven (only while the Kafka jar cache is empty),
-# and root (or sudo) only when redis-server/promtool are missing.
+# Go >= 1.26 and the Go module proxy (only while the deployment-test tools in
+# .local/bin are missing or stale), and root (or sudo) only when
+# redis-server/prometheus are missing.
 #
 # Environment: CC_PYTHON (interpreter for a new .venv, default python3.11 or
 # python3), CC_SETUP_FORCE=1 (re-run pip install even if pyproject is unchanged).
@@ -106,7 +108,10 @@ fi
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# promtool and prometheus (tests/deploy: rule unit tests, a live Prometheus).
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+    missing+=(prometheus)
+fi
 # Debian's own python3.11 can't create venvs without its venv package.
 if [[ ! -x "$ROOT/.venv/bin/python" ]] && ! "$PY" -c 'import ensurepip' 2>/dev/null; then
     missing+=(python3.11-venv)
@@ -114,7 +119,7 @@ fi
 if ((${#missing[@]})); then
     apt_install "${missing[@]}"
 else
-    say "system packages present (redis-server, promtool)"
+    say "system packages present (redis-server, prometheus, promtool)"
 fi
 stop_system_services
 
@@ -140,5 +145,17 @@ if [[ "${CC_SETUP_FORCE:-0}" == 1 || ! -f "$STAMP" || "$(<"$STAMP")" != "$want" 
     echo "$want" >"$STAMP"
 else
     say "venv up to date ($VENV)"
+fi
+
+# --- Go tools of the deployment tests -------------------------------------------
+
+# dashboard-linter and composecheck into .local/bin; install.sh rebuilds only
+# when tests/deploy/tools/ changed (about 2 minutes with an empty Go cache).
+if command -v go >/dev/null 2>&1; then
+    bash "$ROOT/tests/deploy/tools/install.sh"
+elif [[ "${CI:-}" == true ]]; then
+    die "go not found: CI needs Go >= 1.26 for tests/deploy/tools/install.sh"
+else
+    say "go not found: dashboard-linter and composecheck not built (their tests skip; install Go >= 1.26)"
 fi
 say "done"
