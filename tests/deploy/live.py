@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
+from kafka.errors import CoordinatorNotAvailableError
 
 from streams.feed import Feed
 from tests.deploy.conftest import PROMETHEUS, load_yaml, yaml_module
@@ -236,6 +237,8 @@ def group_members(kafka: str, group: str) -> int | None:
     admin = KafkaAdminClient(bootstrap_servers=kafka, client_id="cc-kpi-deploy-tests")
     try:
         described = admin.describe_groups([group]).get(group) or {}
+    except CoordinatorNotAvailableError:
+        return None  # a fresh broker has no group coordinator for a moment
     finally:
         admin.close()
     if described.get("group_state") != "Stable":
