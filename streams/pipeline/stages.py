@@ -18,7 +18,7 @@ app, a dict in tests) and returns what it wants sent in an `Outbox`.
 
 from __future__ import annotations
 
-import contextlib
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -145,9 +145,12 @@ class Ingest:
         stats = self.stats
         for topic, partition, offset, raw in messages:
             decoded: Decoded = decode_message(raw, self.channels.get(topic), self.limits)
-            for rejection in decoded.rejections:
-                stats.deadletters[(topic, rejection.reason)] += 1
-                out.deadletters.append(_dead_letter(raw, rejection, topic, partition, offset))
+            if decoded.rejections:
+                for rejection in decoded.rejections:
+                    stats.deadletters[(topic, rejection.reason)] += 1
+                out.deadletters.extend(
+                    _dead_letters(raw, decoded.rejections, topic, partition, offset)
+                )
             source = (topic, partition)
             self.watermark.touch(source, wall_ms)
             for event in decoded.events:
@@ -171,17 +174,51 @@ class Ingest:
         self.watermark.forget((topic, partition))
 
 
-def _dead_letter(
-    raw: bytes | None, rejection: Rejection, topic: str, partition: int, offset: int
-) -> DeadLetter:
-    payload = raw or b""
-    if rejection.index is not None:
-        # A bad element of a batch is dead-lettered on its own.
-        with contextlib.suppress(orjson.JSONDecodeError, IndexError, TypeError):
-            payload = orjson.dumps(orjson.loads(payload)[rejection.index])
-    return DeadLetter(
-        payload, rejection.reason, rejection.detail, topic, partition, offset, rejection.index
-    )
+def _dead_letters(
+    raw: bytes | None, rejections: list[Rejection], topic: str, partition: int, offset: int
+) -> list[DeadLetter]:
+    """One dead letter per rejection: the message verbatim, or a bad element of
+    a batch on its own, re-encoded. A batch is parsed once, however many of its
+    elements are bad (an indexed rejection means the decoder parsed an array)."""
+    message = raw or b""
+    batch: list[Any] | None = None
+    letters = []
+    for rejection in rejections:
+        index = rejection.index
+        payload = message
+        if index is not None:
+            if batch is None:
+                batch = orjson.loads(message)
+            try:
+                payload = orjson.dumps(batch[index])
+            except orjson.JSONEncodeError:  # deeper than the 254 levels orjson writes
+                payload = _array_elements(message)[index]
+        reason, detail = rejection.reason, rejection.detail
+        letters.append(DeadLetter(payload, reason, detail, topic, partition, offset, index))
+    return letters
+
+
+# A JSON string, or a bracket or comma outside strings.
+_JSON_MARKS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]', re.DOTALL)
+
+
+def _array_elements(raw: bytes) -> list[bytes]:
+    """The elements of a valid JSON array, as they are in its bytes."""
+    elements = []
+    depth = 0
+    start = raw.index(b"[") + 1
+    for mark in _JSON_MARKS.finditer(raw, start):
+        token = mark.group()
+        if token in (b"[", b"{"):
+            depth += 1
+        elif depth and token in (b"]", b"}"):
+            depth -= 1
+        elif not depth and token in (b",", b"]"):
+            elements.append(raw[start : mark.start()].strip())
+            start = mark.end()
+            if token == b"]":
+                break
+    return elements
 
 
 # --- interactions -----------------------------------------------------------
