@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import orjson
 
 from streams.config import ConfigError, Settings, load_settings
+from streams.connections import ServiceError, kafka_args, kafka_errors
 from streams.live import cli as live_cli
 from streams.replay import cli as replay_cli
 from streams.simulator import cli as simulator_cli
@@ -49,20 +50,24 @@ def ensure_topics(settings: Settings, partitions: int) -> list[str]:
         name: partitions for name in (*topics.inputs(), topics.kpis, topics.sla, topics.deadletter)
     }
     wanted |= dict.fromkeys(internal_topics(settings), settings.internal_partitions)
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="cc-kpi-admin")
-    try:
-        existing = set(admin.list_topics())
-        missing = [name for name in wanted if name not in existing]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(
-                    {n: {"num_partitions": wanted[n], "replication_factor": 1} for n in missing},
-                    timeout_ms=30_000,
-                    wait_for_metadata=True,
-                )
-        return missing
-    finally:
-        admin.close()
+    with kafka_errors(settings):
+        admin = KafkaAdminClient(client_id="cc-kpi-admin", **kafka_args(settings))
+        try:
+            existing = set(admin.list_topics())
+            missing = [name for name in wanted if name not in existing]
+            if missing:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    admin.create_topics(
+                        {
+                            n: {"num_partitions": wanted[n], "replication_factor": 1}
+                            for n in missing
+                        },
+                        timeout_ms=30_000,
+                        wait_for_metadata=True,
+                    )
+            return missing
+        finally:
+            admin.close()
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
@@ -112,7 +117,8 @@ def cmd_feed(args: argparse.Namespace) -> int:
         )
     )
     topic_of[SURVEY_TOPIC] = topics.surveys
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=20, acks="all")
+    with kafka_errors(settings):
+        producer = KafkaProducer(linger_ms=20, acks="all", **kafka_args(settings))
     now = int(time.time() * 1000)
     feed = Feed(seed=args.seed, start_ms=now, gap_ms=int(1000 / args.rate), run=f"{now:x}-")
     started = 0
@@ -151,20 +157,21 @@ def cmd_sla(args: argparse.Namespace) -> int:
     from kafka import KafkaConsumer
 
     settings = _settings(args)
-    consumer = KafkaConsumer(
-        settings.topics.sla,
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest" if args.from_beginning else "latest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    try:
-        for message in consumer:
-            print(sla_line(orjson.loads(message.value)), flush=True)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        consumer.close()
+    with kafka_errors(settings):
+        consumer = KafkaConsumer(
+            settings.topics.sla,
+            auto_offset_reset="earliest" if args.from_beginning else "latest",
+            enable_auto_commit=False,
+            group_id=None,
+            **kafka_args(settings),
+        )
+        try:
+            for message in consumer:
+                print(sla_line(orjson.loads(message.value)), flush=True)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            consumer.close()
     return 0
 
 
@@ -264,6 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"cc-kpi: bad configuration: {error}", file=sys.stderr)
         return 2
+    except ServiceError as error:
+        print(f"cc-kpi: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,9 +9,12 @@ silently falls back to a default.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import os
 import re
+import ssl
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -132,10 +135,90 @@ class Topics:
         }
 
 
+class Secret:
+    """A password: masked in repr and str, so printing Settings, a log line or an
+    error can never show it; `reveal()` is the only way to read it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    def __str__(self) -> str:
+        return "********"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and hmac.compare_digest(
+            self._value.encode(), other._value.encode()
+        )
+
+    def __hash__(self) -> int:
+        return hash(Secret)
+
+
+KAFKA_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS: Final = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSecurity:
+    """How every Kafka client authenticates and encrypts (kafka.* keys and CC_KAFKA_*)."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    username: str | None = None
+    password: Secret | None = None
+    cafile: str | None = None  # None with TLS: the system's trusted CAs
+    certfile: str | None = None  # client certificate (mTLS); may also hold the key
+    keyfile: str | None = None
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+
+@dataclass(frozen=True, slots=True)
+class RedisAuth:
+    """Redis ACL user and password, and the CA for a rediss:// URL."""
+
+    username: str | None = None
+    password: Secret | None = None
+    cafile: str | None = None
+
+
+OTHER: Final = "other"
+"""Default name of the bucket that label values beyond the caps fold into."""
+
+
+@dataclass(frozen=True, slots=True)
+class LabelLimits:
+    """Caps on the queue and network names that become keys, series and Redis keys
+    ([labels]): the allow-listed names (every channel), plus per channel the first
+    `max_*` other names seen; later names fold into the `other` bucket."""
+
+    queues: frozenset[str] = frozenset()
+    max_queues: int = 50
+    networks: frozenset[str] = frozenset()
+    max_networks: int = 20
+    other: str = OTHER
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     kafka_bootstrap: str = "127.0.0.1:9092"
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    redis_url: str = "redis://127.0.0.1:6379/0"  # never holds a password (see redis_auth)
+    redis_auth: RedisAuth = field(default_factory=RedisAuth)
     redis_ttl_ms: int = 600_000
     app_id: str = "cc-kpi"
     data_dir: str = ".local/faust"
@@ -162,6 +245,7 @@ class Settings:
     sla: SlaTable = field(
         default_factory=lambda: SlaTable(DEFAULT_TARGETS, DEFAULT_NETWORK_TARGETS, {})
     )
+    labels: LabelLimits = field(default_factory=LabelLimits)
 
     def window_step_ms(self, span_ms: int) -> int:
         return span_ms // self.window_buckets
@@ -174,7 +258,15 @@ class Settings:
 
 _ENV: Final = {
     "CC_KAFKA_BOOTSTRAP": ("kafka", "bootstrap"),
+    "CC_KAFKA_SECURITY_PROTOCOL": ("kafka", "security_protocol"),
+    "CC_KAFKA_SASL_MECHANISM": ("kafka", "sasl_mechanism"),
+    "CC_KAFKA_SASL_USERNAME": ("kafka", "sasl_username"),
+    "CC_KAFKA_SSL_CAFILE": ("kafka", "ssl_cafile"),
+    "CC_KAFKA_SSL_CERTFILE": ("kafka", "ssl_certfile"),
+    "CC_KAFKA_SSL_KEYFILE": ("kafka", "ssl_keyfile"),
     "CC_REDIS_URL": ("redis", "url"),
+    "CC_REDIS_USERNAME": ("redis", "username"),
+    "CC_REDIS_SSL_CAFILE": ("redis", "ssl_cafile"),
     "CC_APP_ID": ("pipeline", "app_id"),
     "CC_DATA_DIR": ("pipeline", "data_dir"),
     "CC_CLOCK": ("pipeline", "clock"),
@@ -184,12 +276,22 @@ _ENV: Final = {
     "CC_IDLE_TIMEOUT": ("pipeline", "idle_timeout"),
     "CC_METRICS_ADDR": ("metrics", "addr"),
     "CC_METRICS_PORT": ("metrics", "port"),
+    "CC_LABELS_MAX_QUEUES": ("labels", "max_queues"),
+    "CC_LABELS_MAX_NETWORKS": ("labels", "max_networks"),
 }
 """Environment variables and the TOML key each one overrides."""
 
 _SECTIONS: Final = {
-    "kafka": {"bootstrap"},
-    "redis": {"url", "ttl"},
+    "kafka": {
+        "bootstrap",
+        "security_protocol",
+        "sasl_mechanism",
+        "sasl_username",
+        "ssl_cafile",
+        "ssl_certfile",
+        "ssl_keyfile",
+    },
+    "redis": {"url", "ttl", "username", "ssl_cafile"},
     "topics": set(Topics.__dataclass_fields__),
     "pipeline": {
         "app_id",
@@ -213,6 +315,7 @@ _SECTIONS: Final = {
         "max_batch_events",
     },
     "metrics": {"addr", "port"},
+    "labels": {"queues", "max_queues", "networks", "max_networks", "other"},
     "sla": None,
 }
 _TARGET_KEYS: Final = set(Targets.__dataclass_fields__)
@@ -238,10 +341,12 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
             if not isinstance(raw[section], dict):
                 raise ConfigError(section, "must be a table")
             raw[section][key] = env[name]
-    return _build(raw)
+    secrets = {section: _env_secret(env, name) for section, name in _SECRETS.items()}
+    return _build(raw, secrets)
 
 
-def _build(raw: Mapping[str, Any]) -> Settings:
+def _build(raw: Mapping[str, Any], secrets: Mapping[str, Secret | None] | None = None) -> Settings:
+    secrets = secrets or {}
     for section, value in raw.items():
         if section not in _SECTIONS:
             raise ConfigError(section, f"unknown section (known: {', '.join(sorted(_SECTIONS))})")
@@ -250,6 +355,12 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         known = _SECTIONS[section]
         if known is not None:
             for key in value:
+                if section in _SECRETS and "password" in key:
+                    raise ConfigError(
+                        f"{section}.{key}",
+                        "passwords are not read from the config file; set "
+                        f"{_SECRETS[section]} or {_SECRETS[section]}_FILE",
+                    )
                 if key not in known:
                     raise ConfigError(f"{section}.{key}", "unknown key")
     kafka = raw.get("kafka", {})
@@ -291,7 +402,10 @@ def _build(raw: Mapping[str, Any]) -> Settings:
 
     redis_url = text(redis, "redis.url", "url", defaults.redis_url)
     if not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("redis.url", f"expected a redis:// or rediss:// URL, got {redis_url!r}")
+        raise ConfigError(
+            "redis.url", f"expected a redis:// or rediss:// URL, got {redact_url(redis_url)!r}"
+        )
+    redis_url, redis_auth = _redis_auth(redis, redis_url, secrets.get("redis"))
     clock = text(pipe, "pipeline.clock", "clock", defaults.clock)
     if clock not in ("wall", "event"):
         raise ConfigError("pipeline.clock", f"expected 'wall' or 'event', got {clock!r}")
@@ -321,9 +435,12 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         )
     metrics_addr = text(metrics, "metrics.addr", "addr", defaults.metrics_addr)
     topics = _topics(raw.get("topics", {}))
+    sla = _sla(raw.get("sla", {}), share)
     return Settings(
         kafka_bootstrap=text(kafka, "kafka.bootstrap", "bootstrap", defaults.kafka_bootstrap),
+        kafka_security=_kafka_security(kafka, secrets.get("kafka")),
         redis_url=redis_url,
+        redis_auth=redis_auth,
         redis_ttl_ms=parse_duration_ms("redis.ttl", redis["ttl"])
         if "ttl" in redis
         else defaults.redis_ttl_ms,
@@ -384,7 +501,8 @@ def _build(raw: Mapping[str, Any]) -> Settings:
         ),
         metrics_addr=metrics_addr,
         metrics_port=integer(metrics, "metrics.port", "port", defaults.metrics_port, 0, 65535),
-        sla=_sla(raw.get("sla", {}), share),
+        sla=sla,
+        labels=_labels(raw.get("labels", {}), sla, integer),
     )
 
 
@@ -457,3 +575,221 @@ def _sla(raw: Mapping[str, Any], share: Any) -> SlaTable:
                 f"sla.{key}", f"unknown channel (known: {', '.join(CHANNELS)}, queues)"
             )
     return SlaTable(channels, networks, queues)
+
+
+def _labels(raw: Mapping[str, Any], sla: SlaTable, integer: Any) -> LabelLimits:
+    """[labels]: allow-lists, per-channel caps and the name of the overflow bucket."""
+    defaults = LabelLimits()
+
+    def names(key: str, longest: int) -> frozenset[str]:
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and 0 < len(v) <= longest for v in value
+        ):
+            raise ConfigError(
+                f"labels.{key}", f"expected a list of names of 1 to {longest} characters"
+            )
+        reserved = sorted({*value} & {ALL, NO_NETWORK, UNKNOWN})
+        if reserved:
+            raise ConfigError(f"labels.{key}", f"{reserved[0]!r} is reserved, not a name to list")
+        return frozenset(value)
+
+    queues = names("queues", 64)
+    networks = names("networks", 128)
+    other = raw.get("other", defaults.other)
+    if not isinstance(other, str) or not 0 < len(other) <= 64 or "|" in other:
+        raise ConfigError(
+            "labels.other", f"expected a name of 1 to 64 characters without '|', got {other!r}"
+        )
+    if other in (ALL, NO_NETWORK, UNKNOWN):
+        raise ConfigError("labels.other", f"{other!r} is reserved")
+    # The bucket must never be a name that is kept on its own.
+    kept = queues | networks | {q for _, q in sla.queues} | set(sla.networks)
+    if other in kept:
+        raise ConfigError(
+            "labels.other",
+            f"{other!r} is also a queue or network name in [labels] or [sla]; pick another",
+        )
+    return LabelLimits(
+        queues=queues,
+        max_queues=integer(raw, "labels.max_queues", "max_queues", defaults.max_queues, 0, 10_000),
+        networks=networks,
+        max_networks=integer(
+            raw, "labels.max_networks", "max_networks", defaults.max_networks, 0, 10_000
+        ),
+        other=other,
+    )
+
+
+# --- security ----------------------------------------------------------------
+
+_SECRETS: Final = {"kafka": "CC_KAFKA_SASL_PASSWORD", "redis": "CC_REDIS_PASSWORD"}
+"""Section -> the environment variable holding its password (or `<name>_FILE`, the
+path of a file holding it, as Docker and Kubernetes secrets are mounted)."""
+
+
+def _env_secret(env: Mapping[str, str], name: str) -> Secret | None:
+    direct, path = env.get(name, ""), env.get(f"{name}_FILE", "")
+    if direct and path:
+        raise ConfigError(f"{name}_FILE", f"set either {name} or {name}_FILE, not both")
+    if not path:
+        return Secret(direct) if direct else None
+    try:
+        value = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except FileNotFoundError:
+        raise ConfigError(f"{name}_FILE", f"file {path!r} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{name}_FILE", f"{path!r} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{name}_FILE", f"cannot read {path!r}: {exc.strerror}") from None
+    if not value:
+        raise ConfigError(f"{name}_FILE", f"{path!r} is empty")
+    return Secret(value)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by `***`, for messages."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
+def _optional(section: Mapping[str, Any], name: str, key: str) -> str | None:
+    value = section.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(name, f"expected a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _pem_file(name: str, path: str | None) -> str | None:
+    """`path` if it names an existing, readable file."""
+    if path is None:
+        return None
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(name, f"file {path!r} does not exist")
+    try:
+        with file.open("rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(name, f"cannot read {path!r}: {exc.strerror}") from None
+    return path
+
+
+def _check_tls_files(
+    prefix: str, cafile: str | None, certfile: str | None, keyfile: str | None
+) -> None:
+    """Load the CA and client certificate once here, so a wrong file stops start-up
+    with its key named instead of failing inside a client later."""
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            f"{prefix}.ssl_cafile", f"{cafile!r} holds no usable PEM CA certificate ({exc.reason})"
+        ) from None
+    if certfile is not None:
+        try:
+            context.load_cert_chain(certfile, keyfile)
+        except ssl.SSLError as exc:
+            raise ConfigError(
+                f"{prefix}.ssl_certfile",
+                f"cannot load the client certificate and key from {certfile!r} ({exc.reason})",
+            ) from None
+
+
+def _kafka_security(kafka: Mapping[str, Any], password: Secret | None) -> KafkaSecurity:
+    protocol = _optional(kafka, "kafka.security_protocol", "security_protocol") or "PLAINTEXT"
+    protocol = protocol.upper()
+    if protocol not in KAFKA_PROTOCOLS:
+        raise ConfigError(
+            "kafka.security_protocol",
+            f"expected one of {', '.join(KAFKA_PROTOCOLS)}, got {protocol!r}",
+        )
+    mechanism = (
+        _optional(kafka, "kafka.sasl_mechanism", "sasl_mechanism") or "SCRAM-SHA-512"
+    ).upper()
+    if mechanism not in SASL_MECHANISMS:
+        raise ConfigError(
+            "kafka.sasl_mechanism",
+            f"expected one of {', '.join(SASL_MECHANISMS)}, got {mechanism!r}",
+        )
+    security = KafkaSecurity(
+        protocol=protocol,
+        sasl_mechanism=mechanism,
+        username=_optional(kafka, "kafka.sasl_username", "sasl_username"),
+        password=password,
+        cafile=_pem_file("kafka.ssl_cafile", _optional(kafka, "kafka.ssl_cafile", "ssl_cafile")),
+        certfile=_pem_file(
+            "kafka.ssl_certfile", _optional(kafka, "kafka.ssl_certfile", "ssl_certfile")
+        ),
+        keyfile=_pem_file(
+            "kafka.ssl_keyfile", _optional(kafka, "kafka.ssl_keyfile", "ssl_keyfile")
+        ),
+    )
+    # A credential next to a protocol that would not use it is a forgotten
+    # security_protocol: connecting in plain text instead would be worse than stopping.
+    if security.sasl:
+        if security.username is None:
+            raise ConfigError(
+                "kafka.sasl_username",
+                f"required with security_protocol {protocol} (CC_KAFKA_SASL_USERNAME)",
+            )
+        if password is None:
+            raise ConfigError(
+                _SECRETS["kafka"],
+                f"required with kafka.security_protocol {protocol} (or {_SECRETS['kafka']}_FILE)",
+            )
+    elif security.username is not None or password is not None:
+        which = "kafka.sasl_username" if security.username is not None else _SECRETS["kafka"]
+        raise ConfigError(
+            which, f"only used with security_protocol SASL_PLAINTEXT or SASL_SSL, not {protocol}"
+        )
+    if security.tls:
+        if security.keyfile is not None and security.certfile is None:
+            raise ConfigError(
+                "kafka.ssl_keyfile", "needs kafka.ssl_certfile (the client certificate)"
+            )
+        _check_tls_files("kafka", security.cafile, security.certfile, security.keyfile)
+    else:
+        for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            if key in kafka:
+                raise ConfigError(
+                    f"kafka.{key}",
+                    f"only used with security_protocol SSL or SASL_SSL, not {protocol}",
+                )
+    return security
+
+
+def _redis_auth(
+    redis: Mapping[str, Any], url: str, password: Secret | None
+) -> tuple[str, RedisAuth]:
+    """Moves a password written into the URL out of it, so `redis_url` is safe to print."""
+    username = _optional(redis, "redis.username", "username")
+    parts = urllib.parse.urlsplit(url)
+    if parts.username or parts.password is not None:
+        in_url = urllib.parse.unquote(parts.username or "") or None
+        if username is not None and in_url is not None and in_url != username:
+            raise ConfigError("redis.username", "differs from the user name in redis.url")
+        username = username or in_url
+        if parts.password is not None:
+            if password is not None:
+                raise ConfigError(
+                    "redis.url", f"holds a password and {_SECRETS['redis']} is set too; keep one"
+                )
+            password = Secret(urllib.parse.unquote(parts.password))
+        url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    if username is not None and password is None:
+        raise ConfigError(
+            _SECRETS["redis"], "required with redis.username (or CC_REDIS_PASSWORD_FILE)"
+        )
+    cafile = _pem_file("redis.ssl_cafile", _optional(redis, "redis.ssl_cafile", "ssl_cafile"))
+    if cafile is not None:
+        if parts.scheme != "rediss":
+            raise ConfigError("redis.ssl_cafile", "only used with a rediss:// (TLS) redis.url")
+        _check_tls_files("redis", cafile, None, None)
+    return url, RedisAuth(username=username, password=password, cafile=cafile)

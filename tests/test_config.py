@@ -123,3 +123,176 @@ def test_durations(text, ms):
 def test_example_config_is_valid_and_states_the_defaults():
     example = Path(__file__).resolve().parents[1] / "deploy" / "config.example.toml"
     assert load_settings(example, env={}) == load_settings(env={})
+
+
+def test_label_caps_from_toml_and_env(tmp_path):
+    path = write(
+        tmp_path,
+        """
+[labels]
+queues = ["billing", "support"]
+max_queues = 10
+networks = ["mastodon"]
+max_networks = 3
+other = "~rest"
+""",
+    )
+    labels = load_settings(path, env={"CC_LABELS_MAX_NETWORKS": "7"}).labels
+    assert labels.queues == {"billing", "support"} and labels.networks == {"mastodon"}
+    assert (labels.max_queues, labels.max_networks, labels.other) == (10, 7, "~rest")
+    defaults = load_settings(env={}).labels
+    assert (defaults.max_queues, defaults.max_networks, defaults.other) == (50, 20, "other")
+    assert load_settings(env={"CC_LABELS_MAX_QUEUES": "0"}).labels.max_queues == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "problem"),
+    [
+        ("[labels]\nmax_queues = -1", "labels.max_queues", "between 0 and 10000"),
+        ('[labels]\nmax_networks = "many"', "labels.max_networks", "integer"),
+        ('[labels]\nqueues = "billing"', "labels.queues", "list of names"),
+        ('[labels]\nqueues = [""]', "labels.queues", "1 to 64 characters"),
+        ('[labels]\nnetworks = ["*"]', "labels.networks", "reserved"),
+        ('[labels]\nother = "unknown"', "labels.other", "reserved"),
+        ('[labels]\nother = "a|b"', "labels.other", "without '|'"),
+        ('[labels]\nqueues = ["other"]', "labels.other", "pick another"),
+        ('[labels]\nother = "vip"\n[sla.queues."call/vip"]\ncsat = 0.9', "labels.other", "[sla]"),
+        ('[labels]\nother = "twitter"', "labels.other", "pick another"),
+        ("[labels]\nmax_labels = 5", "labels.max_labels", "unknown key"),
+    ],
+)
+def test_bad_label_caps_name_the_key(tmp_path, text, key, problem):
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), env={})
+    assert info.value.key == key
+    assert problem in info.value.problem
+
+
+# --- security: Kafka SASL/TLS, Redis ACL/TLS, secrets only from the environment ---
+
+EXISTING = str(Path(__file__))  # a file that exists and is no certificate or key
+SASL_ENV = {
+    "CC_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    "CC_KAFKA_SASL_USERNAME": "pipeline",
+    "CC_KAFKA_SASL_PASSWORD": "kafka-Secret-1",
+}
+
+
+@pytest.fixture(scope="module")
+def ca_pem(tmp_path_factory):
+    """A self-signed CA certificate (PEM), made with the openssl CLI."""
+    import subprocess
+
+    d = tmp_path_factory.mktemp("ca")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "ca.key"),
+         "-out", str(d / "ca.crt"), "-days", "1", "-subj", "/CN=test CA"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return d / "ca.crt"
+
+
+def test_security_defaults_are_plaintext_without_credentials():
+    s = load_settings(env={})
+    assert s.kafka_security.protocol == "PLAINTEXT" and s.kafka_security.password is None
+    assert s.redis_auth.username is None and s.redis_auth.password is None
+
+
+def test_sasl_ssl_from_the_environment(ca_pem):
+    s = load_settings(env={**SASL_ENV, "CC_KAFKA_SSL_CAFILE": str(ca_pem)})
+    security = s.kafka_security
+    assert (security.protocol, security.sasl_mechanism, security.username) == (
+        "SASL_SSL",
+        "SCRAM-SHA-512",
+        "pipeline",
+    )
+    assert security.password is not None and security.password.reveal() == "kafka-Secret-1"
+    assert security.sasl and security.tls and security.cafile == str(ca_pem)
+
+
+def test_secrets_never_show_in_repr_or_str():
+    env = {**SASL_ENV, "CC_REDIS_USERNAME": "cc", "CC_REDIS_PASSWORD": "redis-Secret-2"}
+    s = load_settings(env=env)
+    for text in (repr(s), str(s), repr(s.kafka_security), f"{s.redis_auth.password}"):
+        assert "kafka-Secret-1" not in text and "redis-Secret-2" not in text
+    assert "********" in repr(s.kafka_security)
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        (
+            {"CC_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "CC_KAFKA_SASL_PASSWORD": "pw-x"},
+            "kafka.sasl_username",
+        ),
+        (
+            {"CC_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "CC_KAFKA_SASL_USERNAME": "u"},
+            "CC_KAFKA_SASL_PASSWORD",
+        ),
+        ({"CC_KAFKA_SASL_PASSWORD": "pw-x"}, "CC_KAFKA_SASL_PASSWORD"),
+        ({"CC_KAFKA_SASL_USERNAME": "u"}, "kafka.sasl_username"),
+        ({"CC_KAFKA_SECURITY_PROTOCOL": "TLS"}, "kafka.security_protocol"),
+        ({**SASL_ENV, "CC_KAFKA_SASL_MECHANISM": "GSSAPI"}, "kafka.sasl_mechanism"),
+        ({"CC_KAFKA_SSL_CAFILE": EXISTING}, "kafka.ssl_cafile"),
+        ({**SASL_ENV, "CC_KAFKA_SSL_CAFILE": "/nonexistent/ca.pem"}, "kafka.ssl_cafile"),
+        (
+            {"CC_KAFKA_SECURITY_PROTOCOL": "SSL", "CC_KAFKA_SSL_KEYFILE": EXISTING},
+            "kafka.ssl_keyfile",
+        ),
+        ({"CC_REDIS_USERNAME": "cc"}, "CC_REDIS_PASSWORD"),
+        ({"CC_REDIS_URL": "redis://h:6379/0", "CC_REDIS_SSL_CAFILE": EXISTING}, "redis.ssl_cafile"),
+        ({"CC_REDIS_URL": "redis://:pw-x@h:6379/0", "CC_REDIS_PASSWORD": "pw-x"}, "redis.url"),
+        (
+            {"CC_KAFKA_SASL_PASSWORD": "pw-x", "CC_KAFKA_SASL_PASSWORD_FILE": EXISTING},
+            "CC_KAFKA_SASL_PASSWORD_FILE",
+        ),
+        ({"CC_REDIS_PASSWORD_FILE": "/nonexistent/pw"}, "CC_REDIS_PASSWORD_FILE"),
+    ],
+)
+def test_bad_security_settings_name_the_key_and_hide_the_password(env, key):
+    with pytest.raises(ConfigError) as info:
+        load_settings(env=env)
+    assert info.value.key == key
+    assert "pw-x" not in str(info.value)
+
+
+def test_a_ca_file_that_is_not_pem_is_a_config_error(tmp_path):
+    bad = write(tmp_path, "not a certificate")
+    with pytest.raises(ConfigError, match="no usable PEM CA") as info:
+        load_settings(env={**SASL_ENV, "CC_KAFKA_SSL_CAFILE": str(bad)})
+    assert info.value.key == "kafka.ssl_cafile"
+
+
+def test_passwords_are_refused_in_the_config_file(tmp_path):
+    path = write(tmp_path, '[kafka]\nsasl_password = "pw-in-file"\n')
+    with pytest.raises(ConfigError, match="CC_KAFKA_SASL_PASSWORD") as info:
+        load_settings(path, env={})
+    assert info.value.key == "kafka.sasl_password" and "pw-in-file" not in str(info.value)
+
+
+def test_password_files_for_docker_and_kubernetes_secrets(tmp_path):
+    (tmp_path / "kafka").write_text("from-a-file\n")
+    (tmp_path / "redis").write_text("redis-file")
+    s = load_settings(
+        env={
+            **SASL_ENV,
+            "CC_KAFKA_SASL_PASSWORD": "",
+            "CC_KAFKA_SASL_PASSWORD_FILE": str(tmp_path / "kafka"),
+            "CC_REDIS_PASSWORD_FILE": str(tmp_path / "redis"),
+        }
+    )
+    assert s.kafka_security.password is not None and s.redis_auth.password is not None
+    assert s.kafka_security.password.reveal() == "from-a-file"
+    assert s.redis_auth.password.reveal() == "redis-file"
+
+
+def test_a_password_in_the_redis_url_is_moved_out_of_it(ca_pem):
+    s = load_settings(
+        env={
+            "CC_REDIS_URL": "rediss://cc:p%40ss@redis.example:6380/2",
+            "CC_REDIS_SSL_CAFILE": str(ca_pem),
+        }
+    )
+    assert s.redis_url == "rediss://redis.example:6380/2"
+    assert s.redis_auth.username == "cc" and s.redis_auth.password is not None
+    assert s.redis_auth.password.reveal() == "p@ss" and s.redis_auth.cafile == str(ca_pem)

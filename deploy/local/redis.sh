@@ -10,6 +10,14 @@
 #                   (default <project>/.local); this instance lives in
 #                   $CC_LOCAL_DIR/redis-<port>/ (redis.pid, redis.log)
 #   CC_REDIS_START_TIMEOUT  seconds to wait for PING (default 20)
+#
+# Optional authentication and TLS (all off by default):
+#   CC_REDIS_ACL_PASSWORD  require this password; with CC_REDIS_ACL_USER it belongs to
+#                          that ACL user (all commands and keys) and the default user
+#                          is disabled, without it to the default user
+#   CC_REDIS_ACL_USER      ACL user name
+#   CC_REDIS_TLS_PORT      also serve TLS on this port (clients need no certificate)
+#   CC_REDIS_TLS_CERT, CC_REDIS_TLS_KEY  its PEM certificate and key
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,6 +34,17 @@ INST="$LOCAL_DIR/redis-$PORT"
 PIDFILE="$INST/redis.pid"
 LOG="$INST/redis.log"
 TIMEOUT=${CC_REDIS_START_TIMEOUT:-20}
+CONF="$INST/redis.conf"
+
+ACL_USER=${CC_REDIS_ACL_USER:-}
+ACL_PASSWORD=${CC_REDIS_ACL_PASSWORD:-}
+[[ -z "$ACL_USER" || "$ACL_USER" =~ ^[A-Za-z0-9._-]+$ ]] || die "CC_REDIS_ACL_USER: letters, digits, '.', '_' and '-' only"
+[[ -z "$ACL_USER" || -n "$ACL_PASSWORD" ]] || die "CC_REDIS_ACL_USER needs CC_REDIS_ACL_PASSWORD"
+TLS_PORT=${CC_REDIS_TLS_PORT:-}
+if [[ -n "$TLS_PORT" ]]; then
+    [[ "$TLS_PORT" =~ ^[0-9]+$ && "$TLS_PORT" != "$PORT" ]] || die "CC_REDIS_TLS_PORT must be a number other than $PORT, got '$TLS_PORT'"
+    [[ -f "${CC_REDIS_TLS_CERT:-}" && -f "${CC_REDIS_TLS_KEY:-}" ]] || die "CC_REDIS_TLS_PORT needs CC_REDIS_TLS_CERT and CC_REDIS_TLS_KEY (PEM files)"
+fi
 
 # kill -0 also succeeds for a zombie; a stopped daemon is reparented to PID 1,
 # which here may reap it late, so a zombie counts as gone.
@@ -50,7 +69,32 @@ redis_pid() {
     echo "$pid"
 }
 
-ping() { [[ "$(redis-cli -h 127.0.0.1 -p "$PORT" ping 2>/dev/null)" == PONG ]]; }
+# The password goes through the environment, not the command line (ps).
+ping() {
+    local user=()
+    [[ -z "$ACL_USER" ]] || user=(--user "$ACL_USER")
+    [[ "$(REDISCLI_AUTH="$ACL_PASSWORD" redis-cli -h 127.0.0.1 -p "$PORT" "${user[@]}" ping 2>/dev/null)" == PONG ]]
+}
+
+# Settings that are off by default, as a config file (mode 600): it holds the
+# password as a SHA-256 hash, never in clear, and nothing on the command line.
+write_config() {
+    : >"$CONF"
+    chmod 600 "$CONF"
+    if [[ -n "$ACL_PASSWORD" ]]; then
+        local hash
+        hash=$(printf '%s' "$ACL_PASSWORD" | sha256sum | cut -d' ' -f1)
+        if [[ -n "$ACL_USER" ]]; then
+            printf 'user default off\nuser %s on #%s ~* &* +@all\n' "$ACL_USER" "$hash" >>"$CONF"
+        else
+            printf 'user default on #%s ~* &* +@all\n' "$hash" >>"$CONF"
+        fi
+    fi
+    if [[ -n "$TLS_PORT" ]]; then
+        printf 'tls-port %s\ntls-cert-file %s\ntls-key-file %s\ntls-auth-clients no\n' \
+            "$TLS_PORT" "$CC_REDIS_TLS_CERT" "$CC_REDIS_TLS_KEY" >>"$CONF"
+    fi
+}
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -72,10 +116,12 @@ cmd_start() {
     fi
     rm -f "$PIDFILE"
     port_busy "$PORT" && die "port $PORT is already in use by another process (not this script's redis in $INST); pick another with CC_REDIS_PORT"
+    [[ -z "$TLS_PORT" ]] || ! port_busy "$TLS_PORT" || die "TLS port $TLS_PORT is already in use"
+    write_config
     echo "==== $(date '+%F %T') start redis on 127.0.0.1:$PORT" >>"$LOG"
     # --save "" / --appendonly no: state is disposable, and nothing is written
     # to disk behind the tests' back. Closing fd 9 keeps our lock out of the daemon.
-    redis-server --bind 127.0.0.1 --port "$PORT" --protected-mode yes \
+    redis-server "$CONF" --bind 127.0.0.1 --port "$PORT" --protected-mode yes \
         --daemonize yes --pidfile "$PIDFILE" --logfile "$LOG" --dir "$INST" \
         --save "" --appendonly no 9>&- ||
         die "redis-server failed to start; log: $LOG"
@@ -114,7 +160,7 @@ cmd_stop() {
     fi
     rm -f "$PIDFILE"
     if [[ "$purge" == --purge ]]; then
-        rm -f "$LOG"
+        rm -f "$LOG" "$CONF"
         say "purged $INST"
     fi
 }

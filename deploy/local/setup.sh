@@ -108,6 +108,8 @@ fi
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# tests/security generate their CA and certificates with it.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # promtool and prometheus (tests/deploy: rule unit tests, a live Prometheus).
 if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
     missing+=(prometheus)

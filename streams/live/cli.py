@@ -16,7 +16,8 @@ import redis
 from redis.client import PubSub
 from redis.exceptions import RedisError
 
-from streams.config import load_settings
+from streams.config import load_settings, redact_url
+from streams.connections import redis_client
 from streams.contract.event import CHANNELS
 from streams.live.render import render
 from streams.live.snapshot import UPDATES_CHANNEL, Snapshot, as_json, parse_update, read
@@ -69,8 +70,10 @@ def _redis_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _client(args: argparse.Namespace) -> tuple[redis.Redis, str]:
-    url = args.redis or load_settings(getattr(args, "config", None)).redis_url
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5), url
+    """The client, with the configured credentials, and its URL as messages may show it."""
+    settings = load_settings(getattr(args, "config", None))
+    url = args.redis or settings.redis_url
+    return redis_client(settings, url), redact_url(url)
 
 
 def _only(snapshot: Snapshot, channel: str | None) -> Snapshot:

@@ -22,6 +22,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.config import CHANNELS, UNKNOWN, ConfigError, load_settings
+from streams.connections import async_redis_client, faust_credentials
 from streams.core.board import key_of_record
 from streams.core.record import iso
 from streams.pipeline.stages import (
@@ -51,6 +52,7 @@ BATCH_ITEMS = 1000
 app = faust.App(
     settings.app_id,
     broker=f"kafka://{settings.kafka_bootstrap}",
+    broker_credentials=faust_credentials(settings),
     store="memory://",
     datadir=settings.data_dir,
     topic_partitions=N,
@@ -132,7 +134,7 @@ interaction_stage = Interactions(settings, TableStore(interaction_table), stats)
 customer_stage = Customers(settings, TableStore(customer_table))
 board_stage = BoardStage(settings, TableStore(board_table))
 sla_tracker = SlaTracker(settings, TableStore(sla_table))
-redis_sink = RedisSink(settings.redis_url, settings.redis_ttl_ms)
+redis_sink = RedisSink(async_redis_client(settings), settings.redis_ttl_ms)
 last_snapshot_ms: int | None = None
 published_keys: set[bytes] = set()
 owned: dict[str, set[int]] = {}

@@ -28,8 +28,10 @@ log = logging.getLogger(__name__)
 
 
 class RedisSink:
-    def __init__(self, url: str, ttl_ms: int) -> None:
-        self.client = aioredis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    def __init__(self, client: aioredis.Redis, ttl_ms: int) -> None:
+        """`client`: from `streams.connections.async_redis_client`, which adds the
+        ACL user, password and TLS settings."""
+        self.client = client
         self.ttl_ms = ttl_ms
         self.up = True
         self.errors = 0

@@ -81,7 +81,7 @@ def open_sink(args: argparse.Namespace, settings: Settings) -> Iterator[Sink]:
     if args.out == "kafka":
         sink = KafkaSink(
             args.bootstrap or settings.kafka_bootstrap,
-            settings.topics,
+            settings,
             max_request_bytes=settings.max_message_bytes + 64 * 1024,
         )
     elif args.out == "-":

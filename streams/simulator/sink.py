@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
-from streams.config import Topics
+from streams.config import Settings, Topics
+from streams.connections import ServiceError, kafka_args, kafka_errors, scrub
 from streams.simulator.wire import Message
 
 if TYPE_CHECKING:
@@ -48,28 +49,33 @@ def topic_names(topics: Topics) -> dict[str | None, str]:
 
 
 class KafkaSink:
-    """kafka-python producer; delivery failures are counted and reported at close."""
+    """kafka-python producer; delivery failures are counted and reported at close.
 
-    def __init__(self, bootstrap: str, topics: Topics, max_request_bytes: int) -> None:
+    `settings` gives the topics and the TLS/SASL settings; `bootstrap` may differ
+    from its kafka.bootstrap (the `--bootstrap` option)."""
+
+    def __init__(self, bootstrap: str, settings: Settings, max_request_bytes: int) -> None:
         # Imported here: kafka-python takes 0.2 s to import, JSONL runs do not need it.
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
         self._kafka_error = KafkaError
+        self._settings = settings
         try:
-            self.producer: KafkaProducer = KafkaProducer(
-                bootstrap_servers=bootstrap,
-                client_id="cc-kpi-producer",
-                acks="all",
-                linger_ms=20,
-                batch_size=256 * 1024,
-                max_request_size=max_request_bytes,
-                max_block_ms=15_000,
-                bootstrap_timeout_ms=10_000,
-            )
-        except KafkaError as error:
-            raise SinkError(f"cannot connect to Kafka at {bootstrap}: {error}") from None
-        self.topics = topic_names(topics)
+            with kafka_errors(settings, bootstrap):
+                self.producer: KafkaProducer = KafkaProducer(
+                    **(kafka_args(settings) | {"bootstrap_servers": bootstrap}),
+                    client_id="cc-kpi-producer",
+                    acks="all",
+                    linger_ms=20,
+                    batch_size=256 * 1024,
+                    max_request_size=max_request_bytes,
+                    max_block_ms=15_000,
+                    bootstrap_timeout_ms=10_000,
+                )
+        except ServiceError as error:
+            raise SinkError(f"cannot connect to {error}") from None
+        self.topics = topic_names(settings.topics)
         self.failed = 0
         self.first_error: str | None = None
 
@@ -78,13 +84,15 @@ class KafkaSink:
         try:
             future = self.producer.send(topic, value=message.value, key=message.key)
         except self._kafka_error as error:
-            raise SinkError(f"cannot send to {topic}: {error}") from None
+            raise SinkError(
+                f"cannot send to {topic}: {scrub(str(error), self._settings)}"
+            ) from None
         future.add_errback(self._failed)
 
     def _failed(self, error: Any) -> None:
         self.failed += 1
         if self.first_error is None:
-            self.first_error = f"{type(error).__name__}: {error}"
+            self.first_error = scrub(f"{type(error).__name__}: {error}", self._settings)
 
     def close(self) -> None:
         try:
