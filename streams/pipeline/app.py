@@ -301,6 +301,7 @@ def _exposition() -> Exposition:
         redis_up=redis_sink.up,
         redis_errors=redis_sink.errors,
         lag=_input_lag(),
+        caps=board_stage.cap,
     )
 
 

@@ -34,6 +34,7 @@ from streams.core.aggregate import Aggregate
 from streams.core.board import Board, key_of_record
 from streams.core.clock import Watermark
 from streams.core.contribution import Contribution, Key, difference
+from streams.core.labels import LabelCap
 from streams.core.record import Live
 from streams.pipeline.wire import (
     event_from_wire,
@@ -441,11 +442,17 @@ class BoardStage:
             settings.windows_ms, settings.window_buckets, settings.lateness_ms, settings.sla
         )
         self.labels = {span: settings.window_label(span) for span in settings.windows_ms}
+        self.cap = LabelCap(settings.labels, settings.sla)
         self.watermark = Watermark(settings.idle_timeout_ms)
         self.owned: set[int] = set()
 
     def partition_of(self, channel: str) -> int:
         return partition_for(channel, self.partitions)
+
+    def label(self, key: Key) -> Key:
+        """The key a contribution or gauge of `key` counts under: queue and network
+        names beyond the [labels] caps fold into the `other` bucket."""
+        return self.cap.key(key)
 
     def adopt(self, partition: int) -> None:
         """Rebuild the board's keys of a partition from the recovered changelog."""
@@ -467,6 +474,11 @@ class BoardStage:
                 buckets[key].append((int(rest[0]), int(rest[1]), agg))
         for key in set(buckets) | set(settled):
             self.board.restore_key(key, buckets.get(key, ()), settled.get(key))
+        # The recovered keys are the names admitted before: same decisions as then.
+        self.cap.admit_existing(
+            set(buckets) | set(settled),
+            [c for c in self.cap.channels() if self.partition_of(c) == partition],
+        )
 
     def release(self, partition: int) -> None:
         self.owned.discard(partition)
@@ -478,14 +490,15 @@ class BoardStage:
 
     def process(self, payload: dict[str, Any], wall_ms: int) -> None:
         if "d" in payload:
-            apply = self.board.apply
+            apply, label = self.board.apply, self.label
             for channel, queue, network, ts, code, value, weight in payload["d"]:
-                apply((channel, queue, network), ts, code, value, weight)
+                apply(label((channel, queue, network)), ts, code, value, weight)
         elif "live" in payload:
-            gauges = {
-                (c, q, n): Live(count, oldest, at_risk)
-                for c, q, n, count, oldest, at_risk in payload["g"]
-            }
+            gauges: dict[Key, Live] = {}
+            for c, q, n, count, oldest, at_risk in payload["g"]:
+                key, live = self.label((c, q, n)), Live(count, oldest, at_risk)
+                # Names folded into one bucket add up.
+                gauges[key] = gauges[key].plus(live) if key in gauges else live
             self.board.set_live((payload["live"], payload["to"]), gauges)
         elif "progress" in payload:
             for topic, partition, ts, idle_ms in payload["progress"]:

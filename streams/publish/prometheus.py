@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from streams.config import NO_NETWORK
 from streams.core.aggregate import COUNTS, FRT_BUCKETS_SECONDS, Aggregate
 from streams.core.contribution import Key
+from streams.core.labels import NETWORK, QUEUE, LabelCap
 from streams.pipeline.stages import Stats
 
 KEY_LABELS: Final = ("channel", "queue", "network")
@@ -104,6 +105,7 @@ class Exposition:
     redis_up: bool
     redis_errors: int
     lag: dict[tuple[str, int], int] = field(default_factory=dict)
+    caps: LabelCap | None = None
 
 
 def _labels(record: dict[str, Any]) -> list[str]:
@@ -117,11 +119,16 @@ class KpiCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         exp = self.source()
+        settled = list(exp.settled)
         yield from self._windows(exp.records)
         yield from self._per_key(exp.records, exp.min_contacts)
         yield from self._sla(exp.sla)
-        yield from self._settled(exp.settled)
+        yield from self._settled(settled)
         yield from self._health(exp)
+        if exp.caps is not None:
+            # Only the channels whose board this worker holds (their keys).
+            held = {key[0] for key, _ in settled} | {r["channel"] for r in exp.records}
+            yield from self._caps(exp.caps, held)
 
     def _windows(self, records: list[dict[str, Any]]) -> Iterator[Metric]:
         kpi = {
@@ -282,6 +289,33 @@ class KpiCollector(Collector):
         for (topic, partition), behind in sorted(exp.lag.items()):
             lag.add_metric([topic, str(partition)], behind)
         yield lag
+
+    def _caps(self, caps: LabelCap, channels: set[str]) -> Iterator[Metric]:
+        limit = GaugeMetricFamily(
+            "cc_label_cap",
+            "Names a channel keeps per label by first arrival, beyond the allow-list "
+            "([labels] max_queues, max_networks); later ones fold into the other bucket.",
+            labels=("label",),
+        )
+        limit.add_metric([QUEUE], caps.limits.max_queues)
+        limit.add_metric([NETWORK], caps.limits.max_networks)
+        kept = GaugeMetricFamily(
+            "cc_label_values",
+            "Distinct queue or network names of a channel with their own series.",
+            labels=("channel", "label"),
+        )
+        folded = GaugeMetricFamily(
+            "cc_label_folded_values",
+            "Distinct queue or network names of a channel folded into the other bucket "
+            "(estimate, about 2% error).",
+            labels=("channel", "label"),
+        )
+        for report in caps.report(channels):
+            kept.add_metric([report.channel, report.label], report.kept)
+            folded.add_metric([report.channel, report.label], report.folded)
+        yield limit
+        yield kept
+        yield folded
 
 
 def _counter(name: str, doc: str, labels: tuple[str, ...], values: dict[Any, int]) -> Metric:
