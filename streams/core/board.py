@@ -160,8 +160,11 @@ class Board:
         return total
 
     def settled(self) -> Iterator[tuple[Key, Aggregate]]:
+        """Settled totals of the keys that have any (a key whose contributions
+        were all retracted before they settled has none: no series)."""
         for key, state in self.keys.items():
-            yield key, state.settled
+            if not state.settled.is_empty():
+                yield key, state.settled
 
     def records(self, window_labels: dict[int, str]) -> list[dict[str, Any]]:
         """One record per key and window, plus the roll-ups, at the board's clock."""

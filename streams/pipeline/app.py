@@ -9,10 +9,10 @@ partitions and Faust would otherwise use the partition of the last event.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import faust
@@ -34,6 +34,7 @@ from streams.pipeline.stages import (
     SlaTracker,
     Stats,
 )
+from streams.pipeline.table_store import TableStore
 from streams.pipeline.wire import partition_for
 from streams.publish.prometheus import Exposition, registry
 from streams.publish.redis_sink import RedisSink
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 N = settings.internal_partitions
 BATCH_ITEMS = 1000
 """Events or contributions per internal message: keeps messages far below 1 MiB."""
+MAX_RECORD_BYTES = 16 * 1024 * 1024
 
 app = faust.App(
     settings.app_id,
@@ -63,6 +65,7 @@ app = faust.App(
     web_port=settings.metrics_port,
     web_host=settings.metrics_addr,
     stream_buffer_maxsize=8192,
+    producer_max_request_size=MAX_RECORD_BYTES,
     broker_commit_interval=1.0,
 )
 
@@ -96,48 +99,35 @@ sla_out = _raw_topic(topics.sla, internal=False)
 deadletter_out = _raw_topic(topics.deadletter, internal=False)
 
 
-def _table(name: str) -> faust.Table:
-    return app.Table(name, key_type=str, value_type=bytes, partitions=N)
+def _table(name: str, **options: Any) -> faust.Table:
+    return app.Table(name, key_type=str, value_type=bytes, partitions=N, **options)
 
 
 interaction_table = _table("interactions")
 customer_table = _table("customers")
-board_table = _table("board")
+# A board commit is one record (see TableStore.commit): give it room.
+board_table = _table("board", extra_topic_configs={"max.message.bytes": str(MAX_RECORD_BYTES)})
 sla_table = _table("sla")
-
-
-class TableStore:
-    """A stage's Store over a Faust table: the table's dict holds live objects
-    (or the bytes read back from the changelog), the changelog gets the bytes."""
-
-    def __init__(self, table: faust.Table) -> None:
-        self.table = table
-
-    def get(self, key: str) -> Any:
-        return self.table.data.get(key)
-
-    def put(self, partition: int, key: str, value: Any, wire: bytes) -> None:
-        self.table.data[key] = value
-        self.table.send_changelog(partition, key, wire)
-
-    def delete(self, partition: int, key: str) -> None:
-        self.table.data.pop(key, None)
-        self.table.send_changelog(partition, key, None, value_serializer="raw")
-
-    def scan(self) -> Iterable[str]:
-        return list(self.table.data.keys())
 
 
 stats = Stats()
 ingest_stage = Ingest(settings, stats)
-interaction_stage = Interactions(settings, TableStore(interaction_table), stats)
-customer_stage = Customers(settings, TableStore(customer_table))
-board_stage = BoardStage(settings, TableStore(board_table))
-sla_tracker = SlaTracker(settings, TableStore(sla_table))
+interaction_store = TableStore(interaction_table)
+customer_store = TableStore(customer_table)
+sla_store = TableStore(sla_table)
+interaction_stage = Interactions(settings, interaction_store, stats)
+SENDERS = [f"i{p}" for p in range(N)]
+"""The interaction partitions, as named in the messages they send."""
+customer_stage = Customers(settings, customer_store, stats, senders=SENDERS)
+board_stage = BoardStage(
+    settings, TableStore(board_table), stats, senders=[*SENDERS, *(f"c{p}" for p in range(N))]
+)
+sla_tracker = SlaTracker(settings, sla_store)
 redis_sink = RedisSink(async_redis_client(settings), settings.redis_ttl_ms)
 last_snapshot_ms: int | None = None
 published_keys: set[bytes] = set()
 owned: dict[str, set[int]] = {}
+input_sources: set[tuple[str, int]] = set()
 CHANNEL_PARTITIONS = sorted({partition_for(c, N) for c in (*CHANNELS, UNKNOWN)})
 
 
@@ -145,12 +135,32 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+recovered = {"state": False}
+"""Whether the tables hold every assigned partition: false from a rebalance's
+start until Faust's recovery of it is complete (`rebalancing` and
+`in_recovery` alone leave a gap between the two)."""
+
+
+@app.on_partitions_assigned.connect
+async def _assigned(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+    recovered["state"] = False
+
+
+@app.on_rebalance_complete.connect
+async def _rebalance_complete(sender: Any, **kwargs: Any) -> None:
+    recovered["state"] = True
+
+
 def _ready() -> bool:
-    return not app.rebalancing and not app.in_recovery
+    return recovered["state"] and not app.rebalancing and not app.in_recovery
 
 
 def _sync() -> None:
-    """Adopt newly assigned partitions and release revoked ones, per stage."""
+    """Adopt newly assigned partitions and release revoked ones, per stage; not
+    while a rebalance or a recovery is under way (a batch taken before it may
+    still be in hand), when the tables do not hold those partitions yet."""
+    if not _ready():
+        return
     actives: set[TP] = app.assignor.assigned_actives()
     for topic, adopt, release in (
         (by_interaction.get_topic_name(), interaction_stage.adopt, interaction_stage.release),
@@ -164,9 +174,14 @@ def _sync() -> None:
             release(partition)
         owned[topic] = current
     inputs = {(tp.topic, tp.partition) for tp in actives if tp.topic in topics.inputs()}
-    for source in list(ingest_stage.watermark.sources()):
-        if source not in inputs:
-            ingest_stage.forget(*source)  # type: ignore[misc]
+    before_inputs = input_sources.copy()
+    wall = now_ms()
+    for source in sorted(inputs - before_inputs):
+        ingest_stage.assigned(source, wall)
+    for source in before_inputs - inputs:
+        ingest_stage.forget(*source)
+    input_sources.clear()
+    input_sources.update(inputs)
 
 
 def _adopt_board(partition: int) -> None:
@@ -177,21 +192,41 @@ def _adopt_board(partition: int) -> None:
 def _release_board(partition: int) -> None:
     board_stage.release(partition)
     sla_tracker.release(partition)
+    # The keys of these channels are the new owner's to publish, tombstone and delete.
+    channels = {c for c in (*CHANNELS, UNKNOWN) if partition_for(c, N) == partition}
+    redis_sink.disown(channels)
+    for key in [k for k in published_keys if k.split(b"|", 1)[0].decode() in channels]:
+        published_keys.discard(key)
 
 
 async def _send(
-    topic: faust.TopicT, batches: dict[int, list[Any]], field: str, watermark: int | None
+    topic: faust.TopicT,
+    batches: dict[int, list[Any]],
+    field: str,
+    watermark: int | None,
+    source: tuple[str, int] | None = None,
+    sender: str | None = None,
 ) -> None:
+    """Items in messages of at most BATCH_ITEMS, with the sender's clock. With a
+    source (sender, offset of the message that caused them), each message says
+    which chunk of that message's output it is, so that the board can tell a
+    repeat from news; with a sender, whose clock it is."""
     for partition, items in batches.items():
-        for start in range(0, len(items), BATCH_ITEMS):
-            body = {"wm": watermark, field: items[start : start + BATCH_ITEMS]}
+        for chunk, start in enumerate(range(0, len(items), BATCH_ITEMS)):
+            body: dict[str, Any] = {"wm": watermark, field: items[start : start + BATCH_ITEMS]}
+            if source is not None:
+                body["src"] = [*source, chunk]
+            if sender is not None:
+                body["from"] = sender
             await topic.send(value=orjson.dumps(body), partition=partition)
 
 
-async def _send_outbox(out: Outbox, watermark: int | None) -> None:
+async def _send_outbox(
+    out: Outbox, watermark: int | None, source: tuple[str, int] | None = None
+) -> None:
     await _send(by_interaction, out.interactions, "e", watermark)
-    await _send(by_customer, out.customers, "f", watermark)
-    await _send(kpi_deltas, out.deltas, "d", watermark)
+    await _send(by_customer, out.customers, "f", watermark, sender=source and source[0])
+    await _send(kpi_deltas, out.deltas, "d", watermark, source)
     for dead in out.deadletters:
         headers = [
             ("reason", dead.reason.encode()),
@@ -208,7 +243,9 @@ async def _send_outbox(out: Outbox, watermark: int | None) -> None:
 @app.agent(input_topic)
 async def ingest(stream: faust.StreamT) -> None:
     async for batch in stream.take_events(1000, within=0.05):
+        _sync()
         wall = now_ms()
+        ingest_stage.behind(_lagging(), wall)
         out = Outbox()
         ingest_stage.process(
             ((e.message.topic, e.message.partition, e.message.offset, e.value) for e in batch),
@@ -218,25 +255,48 @@ async def ingest(stream: faust.StreamT) -> None:
         await _send_outbox(out, ingest_stage.clock(wall))
 
 
+interaction_lock = asyncio.Lock()
+customer_lock = asyncio.Lock()
+"""Held from a stage's state change to its commit, so that a timer's commit
+never makes another batch's state durable before that batch's output."""
+
+# The two stateful stages below send what a batch caused, wait until Kafka has
+# it, and only then write their state: after a crash, a message whose state
+# write was lost is processed again and sends the same deltas under the same
+# (sender, offset, chunk), which the board drops; one whose state was written
+# had its deltas delivered already. See README "Guarantees".
+
+
 @app.agent(by_interaction)
 async def interactions(stream: faust.StreamT) -> None:
     async for batch in stream.take_events(200, within=0.05):
         _sync()
-        out = Outbox()
-        for event in batch:
-            payload = orjson.loads(event.value)
-            interaction_stage.process(event.message.partition, payload, out)
-        await _send_outbox(out, out.watermark)
+        async with interaction_lock:
+            for event in batch:
+                out = Outbox()
+                message = event.message
+                interaction_stage.process(
+                    message.partition, orjson.loads(event.value), out, message.offset
+                )
+                await _send_outbox(out, out.watermark, (f"i{message.partition}", message.offset))
+            await app.producer.flush()
+            interaction_store.commit()
 
 
 @app.agent(by_customer)
 async def customers(stream: faust.StreamT) -> None:
     async for batch in stream.take_events(200, within=0.05):
         wall = now_ms()
-        out = Outbox()
-        for event in batch:
-            customer_stage.process(event.message.partition, orjson.loads(event.value), out, wall)
-        await _send_outbox(out, out.watermark)
+        async with customer_lock:
+            for event in batch:
+                out = Outbox()
+                message = event.message
+                customer_stage.process(
+                    message.partition, orjson.loads(event.value), out, wall, message.offset
+                )
+                await _send_outbox(out, out.watermark, (f"c{message.partition}", message.offset))
+            await app.producer.flush()
+            customer_store.commit()
 
 
 @app.agent(kpi_deltas)
@@ -245,32 +305,57 @@ async def board(stream: faust.StreamT) -> None:
         _sync()
         wall = now_ms()
         for event in batch:
-            board_stage.process(orjson.loads(event.value), wall)
+            board_stage.process(orjson.loads(event.value), wall, event.message.partition)
         board_stage.flush()
 
 
 @app.timer(interval=1.0)
 async def report_live() -> None:
-    """Each interaction partition reports its waiting contacts to the channel owners."""
+    """Each interaction partition reports its waiting contacts to the channel
+    owners. With the event clock, every stage also sends its clock downstream,
+    in-band, to every partition of the next stage (see BoardStage.senders)."""
     if not _ready():
         return
     _sync()
     wall = now_ms()
-    for partition in sorted(owned.get(by_interaction.get_topic_name(), ())):
-        gauges = interaction_stage.live(partition, wall)
-        rows: dict[int, list[list[Any]]] = {p: [] for p in CHANNEL_PARTITIONS}
-        for (channel, queue, network), live in gauges.items():
-            rows.setdefault(partition_for(channel, N), []).append(
-                [channel, queue, network, live.queue_now, live.oldest_start_ms, live.at_risk]
-            )
-        for target, items in rows.items():
-            body = {"live": partition, "to": target, "g": items}
-            await kpi_deltas.send(value=orjson.dumps(body), partition=target)
-    if settings.clock == "event":
-        progress = ingest_stage.progress(wall)
-        if progress:
-            for target in CHANNEL_PARTITIONS:
-                await kpi_deltas.send(value=orjson.dumps({"progress": progress}), partition=target)
+    event_clock = settings.clock == "event"
+    if event_clock:
+        ingest_stage.behind(_lagging(), wall)
+        clock = ingest_stage.clock(wall)
+        if clock is not None:
+            heartbeat = orjson.dumps({"wm": clock, "e": []})
+            for target in range(N):
+                await by_interaction.send(value=heartbeat, partition=target)
+    async with interaction_lock:
+        for partition in sorted(owned.get(by_interaction.get_topic_name(), ())):
+            gauges = interaction_stage.live(partition, wall)
+            clock = interaction_stage.clocks.get(partition)
+            rows: dict[int, list[list[Any]]] = {p: [] for p in CHANNEL_PARTITIONS}
+            for (channel, queue, network), live in gauges.items():
+                rows.setdefault(partition_for(channel, N), []).append(
+                    [channel, queue, network, live.queue_now, live.oldest_start_ms, live.at_risk]
+                )
+            for target, items in rows.items():
+                body = {"live": partition, "to": target, "g": items, "wm": clock}
+                await kpi_deltas.send(value=orjson.dumps(body), partition=target)
+            if event_clock and clock is not None:
+                body = {"wm": clock, "from": f"i{partition}", "f": []}
+                for target in range(N):
+                    await by_customer.send(value=orjson.dumps(body), partition=target)
+    if not event_clock:
+        return
+    async with customer_lock:
+        for tp in app.assignor.assigned_actives():
+            if tp.topic == by_customer.get_topic_name():
+                clock = customer_stage.clock(tp.partition, wall)
+                if clock is not None:
+                    body = {"clock": f"c{tp.partition}", "wm": clock}
+                    for target in CHANNEL_PARTITIONS:
+                        await kpi_deltas.send(value=orjson.dumps(body), partition=target)
+    progress = ingest_stage.progress(wall)
+    if progress:
+        for target in CHANNEL_PARTITIONS:
+            await kpi_deltas.send(value=orjson.dumps({"progress": progress}), partition=target)
 
 
 def _input_lag() -> dict[tuple[str, int], int]:
@@ -283,6 +368,17 @@ def _input_lag() -> dict[tuple[str, int], int]:
             read = monitor.tp_read_offsets.get(tp)
             lag[(tp.topic, tp.partition)] = max(0, end - (read + 1 if read is not None else 0))
     return lag
+
+
+def _lagging() -> list[tuple[str, int]]:
+    """Input partitions read from that have more to read (a partition not read
+    yet since its assignment is held back by `_sync` instead)."""
+    read = app.monitor.tp_read_offsets
+    return [
+        (topic, partition)
+        for (topic, partition), lag in _input_lag().items()
+        if lag > 0 and TP(topic, partition) in read
+    ]
 
 
 def _exposition() -> Exposition:
@@ -326,6 +422,10 @@ async def publish_snapshot() -> None:
     records = board_stage.board.records(board_stage.labels)
     for event in sla_tracker.evaluate(records, iso(clock)):
         await sla_out.send(key=key_of_record(event).encode(), value=orjson.dumps(event))
+    # A transition is remembered only once it is out: after a crash it may be
+    # announced again, never lost.
+    await app.producer.flush()
+    sla_store.commit()
     keys = set()
     for record in records:
         key = key_of_record(record).encode()
@@ -353,11 +453,15 @@ async def expire() -> None:
         return
     _sync()
     wall = now_ms()
-    for partition in sorted(owned.get(by_interaction.get_topic_name(), ())):
-        interaction_stage.expire(partition, wall)
-    for tp in app.assignor.assigned_actives():
-        if tp.topic == by_customer.get_topic_name():
-            customer_stage.expire(tp.partition, wall)
+    async with interaction_lock:
+        for partition in sorted(owned.get(by_interaction.get_topic_name(), ())):
+            interaction_stage.expire(partition, wall)
+        interaction_store.commit()
+    async with customer_lock:
+        for tp in app.assignor.assigned_actives():
+            if tp.topic == by_customer.get_topic_name():
+                customer_stage.expire(tp.partition, wall)
+        customer_store.commit()
 
 
 @app.on_before_shutdown.connect

@@ -18,6 +18,7 @@ app, a dict in tests) and returns what it wants sent in an `Outbox`.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -26,13 +27,13 @@ from typing import Any, Protocol
 
 import orjson
 
-from streams.config import Settings
+from streams.config import CHANNELS, UNKNOWN, Settings
 from streams.contract.decode import Decoded, Limits, Rejection, decode_message
 from streams.contract.event import STARTED, SURVEY, Event
 from streams.core import interaction, repeat, sla
 from streams.core.aggregate import Aggregate
 from streams.core.board import Board, key_of_record
-from streams.core.clock import Watermark
+from streams.core.clock import SenderClocks, Watermark
 from streams.core.contribution import Contribution, Key, difference
 from streams.core.labels import LabelCap
 from streams.core.record import Live
@@ -43,6 +44,11 @@ from streams.pipeline.wire import (
     facts_to_wire,
     partition_for,
 )
+
+log = logging.getLogger(__name__)
+
+PROCESSING_ERROR = "processing_error"
+"""Dead-letter reason of a valid event the KPI code failed on (a bug, not bad input)."""
 
 
 class Store(Protocol):
@@ -56,6 +62,17 @@ class Store(Protocol):
 
     def scan(self) -> Iterable[str]:
         """Every key held (a snapshot, safe to write while iterating)."""
+        ...
+
+    def commit(self, marks: dict[int, Any] | None = None) -> None:
+        """Make the writes since the last commit durable. With `marks` (partition
+        -> a JSON-able mark), each partition's writes and its mark become durable
+        together or not at all (see `restore`)."""
+        ...
+
+    def restore(self, partition: int) -> Any:
+        """Finish the last commit of a partition recovered from the changelog, if
+        a crash cut it short, and return its mark (None if it never had one)."""
         ...
 
 
@@ -114,6 +131,8 @@ class Stats:
     duplicates: Counter[str] = field(default_factory=Counter)
     unknown_interaction: Counter[str] = field(default_factory=Counter)
     expired: Counter[str] = field(default_factory=Counter)
+    redelivered: Counter[str] = field(default_factory=Counter)
+    """Delta messages the board had applied already, by sending stage."""
 
 
 # --- ingest -----------------------------------------------------------------
@@ -131,18 +150,31 @@ class Ingest:
         )
         self.watermark = Watermark(settings.idle_timeout_ms)
         self.partitions = settings.internal_partitions
+        self.backlogged: set[tuple[str, int]] = set()
 
     def clock(self, wall_ms: int) -> int | None:
         if self.settings.clock == "wall":
             return wall_ms
         return self.watermark.value(wall_ms)
 
+    def _too_old(self, source: tuple[str, int], clock: int | None) -> int | None:
+        """Events before this are late. With the event clock, an event is late
+        when it is older than the lateness both behind the watermark and behind
+        the newest event of its own input partition: a partition read late (the
+        backlog of a dead worker, taken over after other partitions ran ahead)
+        is not judged by partitions that ran ahead of it."""
+        if clock is None or self.settings.clock == "wall":
+            return None if clock is None else clock - self.settings.lateness_ms
+        latest = self.watermark.latest(source)
+        if clock is None or latest is None:
+            return None
+        return min(clock, latest) - self.settings.lateness_ms
+
     def process(
         self, messages: Iterable[tuple[str, int, int, bytes | None]], wall_ms: int, out: Outbox
     ) -> None:
         """(topic, partition, offset, value) messages -> events keyed by interaction."""
         clock = self.clock(wall_ms)
-        too_old = None if clock is None else clock - self.settings.lateness_ms
         stats = self.stats
         for topic, partition, offset, raw in messages:
             decoded: Decoded = decode_message(raw, self.channels.get(topic), self.limits)
@@ -155,6 +187,7 @@ class Ingest:
             source = (topic, partition)
             self.watermark.touch(source, wall_ms)
             for event in decoded.events:
+                too_old = self._too_old(source, clock)
                 if too_old is not None and event.ts < too_old:
                     stats.late[topic] += 1
                     continue
@@ -163,12 +196,28 @@ class Ingest:
                 target = partition_for(event.interaction_id, self.partitions)
                 out.interactions[target].append(event_to_wire(event))
 
+    def behind(self, sources: Iterable[tuple[str, int]], wall_ms: int) -> None:
+        """Input partitions with unread messages: however long since they last
+        delivered, they are not idle (a backlog after a restart or a rebalance
+        must hold the watermark back)."""
+        self.backlogged = set(sources)
+        for source in self.backlogged:
+            self.watermark.touch(source, wall_ms)
+
+    def assigned(self, source: tuple[str, int], wall_ms: int) -> None:
+        """Until it delivers (or stays quiet for the idle timeout), a newly
+        assigned partition may hold the oldest events: it holds the watermark."""
+        self.watermark.touch(source, wall_ms)
+
     def progress(self, wall_ms: int) -> list[list[Any]]:
-        """Per input partition: [topic, partition, latest event ts, ms since it
-        last delivered]: what the board needs for the event-time watermark."""
-        report = []
-        for (topic, partition), (ts, last) in self.watermark.sources().items():
-            report.append([topic, partition, ts, wall_ms - last])
+        """Per input partition: [topic, partition, latest event ts (None: none
+        yet), ms since it last delivered, whether it has unread messages]: what
+        the board needs for the event-time watermark."""
+        report: list[list[Any]] = []
+        for source, (ts, last) in self.watermark.sources().items():
+            report.append([*source, ts, wall_ms - last, source in self.backlogged])
+        for source, last in self.watermark.pending().items():
+            report.append([*source, None, wall_ms - last, source in self.backlogged])
         return report
 
     def forget(self, topic: str, partition: int) -> None:
@@ -236,6 +285,7 @@ class Interactions:
         self.partitions = settings.internal_partitions
         self.waiting: dict[int, dict[str, tuple[Key, int]]] = {}
         self.clocks = PartitionClocks()
+        self.topic = f"{settings.app_id}-by-interaction"
 
     def clock(self, partition: int, wall_ms: int) -> int | None:
         return wall_ms if self.settings.clock == "wall" else self.clocks.get(partition)
@@ -260,20 +310,23 @@ class Interactions:
     def release(self, partition: int) -> None:
         self.waiting.pop(partition, None)
 
-    def process(self, partition: int, payload: dict[str, Any], out: Outbox) -> None:
+    def process(
+        self, partition: int, payload: dict[str, Any], out: Outbox, offset: int = -1
+    ) -> None:
+        """One message of events. Its outcome depends only on the stored state and
+        the message, so a message processed again after a crash sends exactly what
+        it sent the first time (the board recognises it by its offset)."""
         out.clocked(self.clocks.advance(partition, payload.get("wm")))
         changed: dict[str, list[Event]] = {}
-        before: dict[str, Counter[Contribution]] = {}
-        facts_before: dict[str, interaction.ContactFacts | None] = {}
+        stored: dict[str, list[Event]] = {}
+        new: dict[str, list[Any]] = defaultdict(list)
         stats = self.stats
         for wire in payload["e"]:
             event = event_from_wire(wire)
             iid = event.interaction_id
             events = changed.get(iid)
             if events is None:
-                events = self.events_of(iid) or []
-                before[iid] = interaction.contributions(events, self.rules)
-                facts_before[iid] = interaction.contact_facts(iid, events)
+                events = stored[iid] = self.events_of(iid) or []
             if any(e.event_id == event.event_id for e in events):
                 stats.duplicates[event.channel or "unknown"] += 1
                 continue
@@ -281,12 +334,16 @@ class Interactions:
                 stats.unknown_interaction[event.channel or "unknown"] += 1
             events = interaction.ordered([*events, event])
             changed[iid] = events
+            new[iid].append(wire)
         waiting = self.waiting.setdefault(partition, {})
         for iid, events in changed.items():
-            delta = difference(interaction.contributions(events, self.rules), before[iid])
+            try:
+                delta, facts, facts_before = self._consequences(stored[iid], events)
+            except Exception as error:  # one contact must not stop its partition
+                _poisoned(self.stats, out, (self.topic, partition, offset), new[iid], error)
+                continue
             _route_deltas(delta, self.partitions, out)
-            facts = interaction.contact_facts(iid, events)
-            if facts is not None and facts != facts_before[iid]:
+            if facts is not None and facts != facts_before:
                 target = partition_for(facts.customer_id, self.partitions)
                 out.customers[target].append(facts_to_wire(facts))
             now_waiting = interaction.waiting_since(events)
@@ -296,6 +353,16 @@ class Interactions:
                 waiting[iid] = now_waiting
             wire = orjson.dumps([event_to_wire(e) for e in events])
             self.store.put(partition, iid, events, wire)
+
+    def _consequences(
+        self, before: list[Event], after: list[Event]
+    ) -> tuple[Counter[Contribution], interaction.ContactFacts | None, Any]:
+        delta = difference(
+            interaction.contributions(after, self.rules),
+            interaction.contributions(before, self.rules),
+        )
+        iid = after[0].interaction_id
+        return delta, interaction.contact_facts(iid, after), interaction.contact_facts(iid, before)
 
     def live(self, partition: int, wall_ms: int) -> dict[Key, Live]:
         """Queue now, oldest start and at-risk count per key, at the partition's clock."""
@@ -335,6 +402,19 @@ class Interactions:
         return gone
 
 
+def _poisoned(
+    stats: Stats, out: Outbox, source: tuple[str, int, int], items: list[Any], error: Exception
+) -> None:
+    """Dead-letter what made the KPI code fail, and carry on with the rest."""
+    topic, partition, offset = source
+    log.error("%s[%d]@%d: %s; dead-lettered", topic, partition, offset, error, exc_info=error)
+    stats.deadletters[(topic, PROCESSING_ERROR)] += 1
+    detail = f"{type(error).__name__}: {error}"[:200]
+    out.deadletters.append(
+        DeadLetter(orjson.dumps(items), PROCESSING_ERROR, detail, topic, partition, offset, None)
+    )
+
+
 def _route_deltas(delta: Counter[Contribution], partitions: int, out: Outbox) -> None:
     for (channel, queue, network, ts, code, value), weight in delta.items():
         out.deltas[partition_for(channel, partitions)].append(
@@ -348,11 +428,24 @@ def _route_deltas(delta: Counter[Contribution], partitions: int, out: Outbox) ->
 class Customers:
     """Repeat contacts and FCR; state: customer_id -> recent contacts."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        stats: Stats | None = None,
+        senders: Iterable[str] = (),
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.stats = stats if stats is not None else Stats()
         self.partitions = settings.internal_partitions
         self.clocks = PartitionClocks()
+        self.senders = tuple(senders)
+        """The interaction partitions ("i0", ...) whose clocks, carried with their
+        facts (field "from"), make each partition's clock; without them a
+        partition's clock is the highest it was sent."""
+        self.upstream: dict[int, SenderClocks] = {}
+        self.topic = f"{settings.app_id}-by-customer"
 
     def history(self, customer: str) -> repeat.CustomerHistory:
         value = self.store.get(customer)
@@ -374,10 +467,21 @@ class Customers:
         self.store.put(partition, customer, history, wire)
 
     def clock(self, partition: int, wall_ms: int) -> int | None:
-        return wall_ms if self.settings.clock == "wall" else self.clocks.get(partition)
+        if self.settings.clock == "wall":
+            return wall_ms
+        if self.senders:
+            return self.upstream.setdefault(partition, SenderClocks(self.senders)).value()
+        return self.clocks.get(partition)
 
-    def process(self, partition: int, payload: dict[str, Any], out: Outbox, wall_ms: int) -> None:
-        out.clocked(self.clocks.advance(partition, payload.get("wm")))
+    def process(
+        self, partition: int, payload: dict[str, Any], out: Outbox, wall_ms: int, offset: int = -1
+    ) -> None:
+        if self.senders:
+            upstream = self.upstream.setdefault(partition, SenderClocks(self.senders))
+            upstream.report(payload.get("from", ""), payload.get("wm"))
+            out.clocked(upstream.value())
+        else:
+            out.clocked(self.clocks.advance(partition, payload.get("wm")))
         clock = self.clock(partition, wall_ms)
         touched: dict[str, repeat.CustomerHistory] = {}
         window = self.settings.repeat_window_ms
@@ -390,7 +494,17 @@ class Customers:
                     repeat.settle(
                         history, clock, self.settings.lateness_ms, window, self._keep_ms()
                     )
-            _route_deltas(repeat.update(history, facts, window), self.partitions, out)
+            previous = history.contacts.get(facts.interaction_id)
+            try:
+                delta = repeat.update(history, facts, window)
+            except Exception as error:  # one customer must not stop its partition
+                if previous is None:
+                    history.contacts.pop(facts.interaction_id, None)
+                else:
+                    history.contacts[facts.interaction_id] = previous
+                _poisoned(self.stats, out, (self.topic, partition, offset), [wire], error)
+                continue
+            _route_deltas(delta, self.partitions, out)
         for customer, history in touched.items():
             self._save(partition, customer, history)
 
@@ -423,6 +537,10 @@ class Customers:
 # --- board ------------------------------------------------------------------
 
 
+STAGES = {"i": "interactions", "c": "customers"}
+"""Senders of delta messages, by the letter their sender id starts with."""
+
+
 def bucket_store_key(key: Key, ring_id: int, index: int) -> str:
     return f"{key[0]}|{key[1]}|{key[2]}|{ring_id}|{index}"
 
@@ -434,7 +552,20 @@ def settled_store_key(key: Key) -> str:
 class BoardStage:
     """Applies contribution deltas to the board and keeps its changelog current."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        stats: Stats | None = None,
+        senders: Iterable[str] = (),
+    ) -> None:
+        self.stats = stats if stats is not None else Stats()
+        self.senders = tuple(senders)
+        """The interaction and customer partitions ("i0", "c0", ...) that send to
+        the board. Their clocks come with their messages, behind the deltas they
+        cover; the board's clock never passes the lowest, so it cannot settle a
+        bucket that a delta still on its way would change."""
+        self.upstream: dict[int, SenderClocks] = {}
         self.settings = settings
         self.store = store
         self.partitions = settings.internal_partitions
@@ -442,12 +573,23 @@ class BoardStage:
             settings.windows_ms, settings.window_buckets, settings.lateness_ms, settings.sla
         )
         self.labels = {span: settings.window_label(span) for span in settings.windows_ms}
-        self.cap = LabelCap(settings.labels, settings.sla)
         self.watermark = Watermark(settings.idle_timeout_ms)
         self.owned: set[int] = set()
+        self.cap = LabelCap(settings.labels, settings.sla)
+        self.applied: dict[int, dict[str, list[int]]] = {}
+        """Per board partition: for each sender (stage and partition), the
+        [offset, chunk] of the last delta message applied. Kept with the state
+        (`flush` commits it as the partition's mark), so a message sent again
+        after a crash or a rebalance is recognised and not counted twice."""
+        self.marked: set[int] = set()
 
     def partition_of(self, channel: str) -> int:
         return partition_for(channel, self.partitions)
+
+    @property
+    def channel_partitions(self) -> set[int]:
+        """The partitions that hold a channel (the others receive nothing)."""
+        return {self.partition_of(c) for c in (*CHANNELS, UNKNOWN)}
 
     def label(self, key: Key) -> Key:
         """The key a contribution or gauge of `key` counts under: queue and network
@@ -457,6 +599,8 @@ class BoardStage:
     def adopt(self, partition: int) -> None:
         """Rebuild the board's keys of a partition from the recovered changelog."""
         self.owned.add(partition)
+        mark = self.store.restore(partition)
+        self.applied[partition] = dict(mark) if mark else {}
         buckets: dict[Key, list[tuple[int, int, Aggregate]]] = defaultdict(list)
         settled: dict[Key, Aggregate] = {}
         for store_key in self.store.scan():
@@ -482,14 +626,27 @@ class BoardStage:
 
     def release(self, partition: int) -> None:
         self.owned.discard(partition)
+        self.applied.pop(partition, None)
+        self.upstream.pop(partition, None)
         for channel in {key[0] for key in self.board.keys}:
             if self.partition_of(channel) == partition:
                 self.board.forget_channel(channel)
         for source in [s for s in self.board.live if s[1] == partition]:
             del self.board.live[source]
 
-    def process(self, payload: dict[str, Any], wall_ms: int) -> None:
+    def process(self, payload: dict[str, Any], wall_ms: int, partition: int = 0) -> None:
+        """One message on board partition `partition`."""
         if "d" in payload:
+            if "src" in payload:
+                sender, offset, chunk = payload["src"]
+                self._heard(partition, sender, payload.get("wm"))
+                applied = self.applied.setdefault(partition, {})
+                last = applied.get(sender)
+                if last is not None and [offset, chunk] <= last:
+                    self.stats.redelivered[STAGES[sender[0]]] += 1
+                    return
+                applied[sender] = [offset, chunk]
+                self.marked.add(partition)
             apply, label = self.board.apply, self.label
             for channel, queue, network, ts, code, value, weight in payload["d"]:
                 apply(label((channel, queue, network)), ts, code, value, weight)
@@ -500,20 +657,36 @@ class BoardStage:
                 # Names folded into one bucket add up.
                 gauges[key] = gauges[key].plus(live) if key in gauges else live
             self.board.set_live((payload["live"], payload["to"]), gauges)
+            self._heard(partition, f"i{payload['live']}", payload.get("wm"))
+        elif "clock" in payload:
+            self._heard(partition, payload["clock"], payload["wm"])
         elif "progress" in payload:
-            for topic, partition, ts, idle_ms in payload["progress"]:
-                self.watermark.report((topic, partition), ts, wall_ms - idle_ms)
+            for topic, partition, ts, idle_ms, behind in payload["progress"]:
+                self.watermark.report((topic, partition), ts, wall_ms - idle_ms, behind)
+
+    def _heard(self, partition: int, sender: str, clock_ms: int | None) -> None:
+        if self.senders:
+            self.upstream.setdefault(partition, SenderClocks(self.senders)).report(sender, clock_ms)
 
     def clock(self, wall_ms: int) -> int | None:
         if self.settings.clock == "wall":
             return wall_ms
-        return self.watermark.value(wall_ms)
+        clock = self.watermark.value(wall_ms)
+        if clock is None or not self.senders:
+            return clock
+        for partition in self.owned & self.channel_partitions:
+            upstream = self.upstream.setdefault(partition, SenderClocks(self.senders)).value()
+            if upstream is None:
+                return None
+            clock = min(clock, upstream)
+        return clock
 
     def tick(self, wall_ms: int) -> int | None:
         clock = self.clock(wall_ms)
-        if clock is not None:
-            self.board.advance(clock)
-        return clock
+        if clock is None:
+            return None
+        self.board.advance(clock)
+        return self.board.clock_ms
 
     def flush(self) -> None:
         """Write every changed bucket and settled total to the store."""
@@ -522,12 +695,16 @@ class BoardStage:
             return self.partition_of(key[0])
 
         changed, removed, settled = self.board.take_changes()
+        touched = self.marked
+        self.marked = set()
         for bucket_id in removed:
             key, ring_id, index = bucket_id
+            touched.add(part(key))
             self.store.delete(part(key), bucket_store_key(key, ring_id, index))
         for bucket_id in changed:
             key, ring_id, index = bucket_id
             agg = self.board.bucket(bucket_id)
+            touched.add(part(key))
             self.store.put(
                 part(key),
                 bucket_store_key(key, ring_id, index),
@@ -536,7 +713,11 @@ class BoardStage:
             )
         for key in settled:
             agg = self.board.keys[key].settled
+            touched.add(part(key))
             self.store.put(part(key), settled_store_key(key), agg, orjson.dumps(agg.to_wire()))
+        # The buckets and the senders' positions they include become durable
+        # together: a restart never re-applies, or misses, a delta message.
+        self.store.commit({p: self.applied.setdefault(p, {}) for p in sorted(touched)})
 
 
 class SlaTracker:

@@ -246,6 +246,13 @@ class KpiCollector(Collector):
                 stats.late,
             ),
             _counter(
+                "cc_redelivered_messages",
+                "Delta messages sent again (a stage re-processing after a crash or a "
+                "rebalance) that the board recognised and did not apply twice.",
+                ("stage",),
+                stats.redelivered,
+            ),
+            _counter(
                 "cc_duplicate_events",
                 "Events whose event_id was already seen.",
                 ("channel",),

@@ -71,5 +71,12 @@ class RedisSink:
         self.written = keys
         return True
 
+    def disown(self, channels: set[str]) -> None:
+        """These channels moved to another worker: their keys are its to write
+        and delete from now on."""
+        self.written = {
+            key for key in self.written if key[len(KPI_PREFIX) :].split("|", 1)[0] not in channels
+        }
+
     async def close(self) -> None:
         await self.client.aclose()

@@ -22,10 +22,11 @@ from kafka.admin import KafkaAdminClient
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "deploy" / "local"
-TEST_LOCAL_DIR = ROOT / ".local" / "test"
-TEST_KAFKA_PORT = 19092
-TEST_KAFKA_CONTROLLER_PORT = 19093
-TEST_REDIS_PORT = 16379
+# `make test` passes its own values (they can be overridden on its command line).
+TEST_LOCAL_DIR = Path(os.environ.get("CC_TEST_LOCAL_DIR", ROOT / ".local" / "test"))
+TEST_KAFKA_PORT = int(os.environ.get("CC_TEST_KAFKA_PORT", "19092"))
+TEST_KAFKA_CONTROLLER_PORT = int(os.environ.get("CC_TEST_KAFKA_CONTROLLER_PORT", "19093"))
+TEST_REDIS_PORT = int(os.environ.get("CC_TEST_REDIS_PORT", "16379"))
 
 # Creates topics and returns {logical name: unique real name}.
 TopicFactory = Callable[..., dict[str, str]]
@@ -89,6 +90,23 @@ def redis_url() -> Iterator[str]:
         return
     with _managed_service("redis.sh", "CC_REDIS_PORT", TEST_REDIS_PORT):
         yield f"redis://127.0.0.1:{TEST_REDIS_PORT}/0"
+
+
+@pytest.fixture(scope="session")
+def services(kafka_bootstrap: str, redis_url: str) -> Callable[[str, str], None]:
+    """`services("kafka" | "redis", "stop" | "start")`: take the test services
+    down and up again (their data is kept), for fault tests."""
+    ports = {
+        "kafka": ("kafka.sh", "CC_KAFKA_PORT", TEST_KAFKA_PORT),
+        "redis": ("redis.sh", "CC_REDIS_PORT", TEST_REDIS_PORT),
+    }
+
+    def control(service: str, action: str) -> None:
+        script, port_var, port = ports[service]
+        done = _script(script, action, port_var=port_var, port=port)
+        assert done.returncode == 0, f"{script} {action}: {done.stdout}{done.stderr}"
+
+    return control
 
 
 @pytest.fixture(scope="session")

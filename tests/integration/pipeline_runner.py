@@ -68,8 +68,10 @@ class Deployment:
         self.workers: list[Worker] = []
         ensure_topics(load_settings(self.config, env={}), partitions=4)
 
-    def start_worker(self) -> Worker:
-        worker = Worker(self, len(self.workers))
+    def start_worker(self, app: str = "streams.pipeline.app") -> Worker:
+        """A worker process running `app` (the production app unless a test
+        wraps it, e.g. to inject a fault)."""
+        worker = Worker(self, len(self.workers), app)
         self.workers.append(worker)
         worker.start()
         return worker
@@ -151,8 +153,9 @@ class Deployment:
 
 
 class Worker:
-    def __init__(self, deployment: Deployment, number: int) -> None:
+    def __init__(self, deployment: Deployment, number: int, app: str) -> None:
         self.deployment = deployment
+        self.app = app
         self.port = free_port()
         self.log = deployment.tmp / f"worker-{number}-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -170,7 +173,7 @@ class Worker:
                     "-m",
                     "faust",
                     "-A",
-                    "streams.pipeline.app",
+                    self.app,
                     "--loop",
                     "uvloop",
                     "worker",

@@ -24,6 +24,7 @@ class DictStore:
     def __init__(self) -> None:
         self.data: dict[str, Any] = {}
         self.writes: list[tuple[int, str, bytes | None]] = []
+        self.marks: dict[int, Any] = {}
 
     def get(self, key: str) -> Any:
         return self.data.get(key)
@@ -39,6 +40,14 @@ class DictStore:
     def scan(self) -> Iterable[str]:
         return list(self.data)
 
+    def commit(self, marks: dict[int, Any] | None = None) -> None:
+        """Writes are durable at once here; marks are kept as a restart finds them."""
+        for partition, mark in (marks or {}).items():
+            self.marks[partition] = orjson.loads(orjson.dumps(mark))
+
+    def restore(self, partition: int) -> Any:
+        return self.marks.get(partition)
+
     def replayed(self) -> DictStore:
         """A store rebuilt from the changelog only (what a restarted worker sees)."""
         fresh = DictStore()
@@ -47,6 +56,7 @@ class DictStore:
                 fresh.data.pop(key, None)
             else:
                 fresh.data[key] = wire
+        fresh.marks = dict(self.marks)
         return fresh
 
 

@@ -1,0 +1,320 @@
+"""Real failures, real processes: a fixed stream of 50,000+ events through
+workers that are killed, a broker and a Redis that go away, and producers that
+deliver twice. Each run's final KPIs (Redis snapshot, latest cc.kpis, the KPI
+series of /metrics) must equal those of an undisturbed run of the same stream:
+nothing lost, nothing counted twice."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from streams.feed import Feed
+from tests import naive
+from tests.integration.conftest import flush_redis_db
+from tests.integration.pipeline_runner import INPUTS, OUTPUTS, Deployment, Worker, wait_for
+from tests.integration.test_pipeline import encoded, problems
+
+pytestmark = pytest.mark.slow
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+Message = tuple[str, bytes | None, bytes]
+
+PROCESS_LOCAL = (
+    "cc_events",
+    "cc_deadletter",
+    "cc_duplicate",
+    "cc_late",
+    "cc_unknown_interaction",
+    "cc_expired",
+    "cc_redelivered",
+    "cc_redis",
+    "cc_snapshot_timestamp",
+    "cc_watermark",
+    "cc_worker_up",
+    "cc_consumer_lag",
+    "cc_label",
+    "cc_sla_breached",
+)
+"""Series about a process, not about the contacts: they restart with it. (And
+the SLA state, which below the minimum volume holds whatever it was: it depends
+on the path the snapshots took, not only on the contacts; cc.sla is checked by
+tests/integration/test_pipeline.py.)"""
+
+
+@pytest.fixture(scope="module")
+def stream() -> list[tuple[str, dict[str, Any]]]:
+    events = Feed(seed=23, start_ms=T0, customers=3_000, gap_ms=400).contacts(11_500)
+    messages = [(item.topic, item.event) for item in events]
+    assert len(messages) >= 50_000
+    assert {t for t, _ in messages} == {
+        "cc.calls",
+        "cc.chats",
+        "cc.emails",
+        "cc.social",
+        "cc.surveys",
+    }
+    return messages
+
+
+@pytest.fixture(scope="module")
+def facts(stream: list[tuple[str, dict[str, Any]]]) -> naive.Facts:
+    return naive.facts_of(stream)
+
+
+@dataclass
+class Outputs:
+    redis: dict[str, Any]
+    kpis: dict[str, Any]
+    metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def kpi_fields(records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What a record says about the contacts (not when it was written)."""
+    return {
+        key: {field: r[field] for field in ("window_start", "window_end", "counts", "kpis")}
+        for key, r in records.items()
+    }
+
+
+def kpi_series(workers: list[Worker]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    totals: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
+    for worker in workers:
+        if worker.process is None or worker.process.poll() is not None:
+            continue
+        for (name, labels), value in worker.samples().items():
+            if name.startswith("cc_") and not name.startswith(PROCESS_LOCAL):
+                totals[(name, labels)] += value
+    return dict(totals)
+
+
+def settled_outputs(deployment: Deployment, facts: naive.Facts, timeout: float = 240) -> Outputs:
+    """Wait until the snapshot equals the naive KPIs and every output has caught
+    up with it, then read all three."""
+    last: list[list[str]] = [[]]
+
+    def correct() -> dict[str, Any] | None:
+        records = deployment.redis_records()
+        last[0] = problems(records, facts)
+        return records if not last[0] else None
+
+    try:
+        records = wait_for(correct, timeout, "the Redis snapshot to equal the naive KPIs")
+    except AssertionError as error:
+        logs = "\n".join(
+            f"--- {w.log.name} ---\n"
+            + "\n".join(w.log.read_text(errors="replace").splitlines()[-30:])
+            for w in deployment.workers
+        )
+        raise AssertionError(f"{error}\nfirst differences: {last[0][:15]}\n{logs}") from None
+    redis = kpi_fields(records)
+
+    def kpis_caught_up() -> dict[str, Any] | None:
+        latest = kpi_fields(deployment.latest_kpi_records())
+        return latest if latest == redis else None
+
+    kpis = wait_for(kpis_caught_up, 30, "cc.kpis to carry the same records as Redis")
+
+    def metrics_stable() -> dict | None:
+        first = kpi_series(deployment.workers)
+        time.sleep(1.5)
+        second = kpi_series(deployment.workers)
+        return first if first == second and first else None
+
+    return Outputs(redis, kpis, wait_for(metrics_stable, 30, "/metrics to settle"))
+
+
+def assert_same(run: Outputs, reference: Outputs) -> None:
+    for name in ("redis", "kpis", "metrics"):
+        got, want = getattr(run, name), getattr(reference, name)
+        differing = sorted((k for k in set(got) | set(want) if got.get(k) != want.get(k)), key=str)
+        assert not differing, f"{name}: {len(differing)} differ from the undisturbed run:\n" + (
+            "\n".join(f"{k}: {_diff(got.get(k), want.get(k))}" for k in differing[:8])
+        )
+
+
+def _diff(got: Any, want: Any) -> str:
+    """Only what differs, for the failure message."""
+    if isinstance(got, dict) and isinstance(want, dict):
+        parts = []
+        for field in sorted(set(got) | set(want)):
+            if got.get(field) != want.get(field):
+                parts.append(f"{field}: {_diff(got.get(field), want.get(field))}")
+        return "{" + ", ".join(parts) + "}"
+    return f"{got!r} != {want!r}"
+
+
+def consumed(workers: list[Worker]) -> float:
+    """Events the live workers' ingest stage has taken in so far."""
+    return sum(
+        v
+        for w in workers
+        if w.process is not None and w.process.poll() is None
+        for (name, _), v in w.samples().items()
+        if name == "cc_events_total"
+    )
+
+
+def kill(worker: Worker) -> None:
+    assert worker.process is not None
+    worker.process.kill()  # SIGKILL: no shutdown hook, no final commit or snapshot
+    worker.process.wait()
+
+
+@pytest.fixture(scope="module")
+def new_deployment(
+    tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str, redis_url: str, kafka_admin
+) -> Iterator[Callable[[str], Deployment]]:
+    made: list[Deployment] = []
+
+    def make(name: str) -> Deployment:
+        # One deployment at a time: they share the Redis DB.
+        for earlier in made:
+            earlier.stop_all()
+        flush_redis_db(redis_url)
+        suffix = f"{name}.{random.randrange(16**8):08x}"
+        topics = {logical: f"{logical}.faults.{suffix}" for logical in (*INPUTS, *OUTPUTS)}
+        kafka_admin.create_topics(
+            {real: {"num_partitions": 4, "replication_factor": 1} for real in topics.values()},
+            timeout_ms=30_000,
+            wait_for_metadata=True,
+        )
+        deployment = Deployment(tmp_path_factory.mktemp(name), kafka_bootstrap, redis_url, topics)
+        made.append(deployment)
+        return deployment
+
+    yield make
+    for deployment in made:
+        deployment.stop_all()
+
+
+@pytest.fixture(scope="module")
+def reference(new_deployment, stream, facts) -> Outputs:
+    """The undisturbed run."""
+    deployment = new_deployment("reference")
+    deployment.start_worker()
+    deployment.produce(encoded(stream))
+    outputs = settled_outputs(deployment, facts)
+    deployment.stop_all()
+    return outputs
+
+
+def test_the_reference_run_is_complete(reference: Outputs) -> None:
+    assert len(reference.redis) > 50
+    assert any(name.endswith("_total") for name, _ in reference.metrics)
+
+
+def test_kill_9_mid_stream_then_restart(new_deployment, stream, facts, reference) -> None:
+    deployment = new_deployment("kill")
+    messages = encoded(stream)
+    worker = deployment.start_worker()
+    deployment.produce(messages)
+    wait_for(lambda: consumed([worker]) >= 0.4 * len(stream), 120, "40% of the stream")
+    kill(worker)
+    deployment.start_worker()
+    assert_same(settled_outputs(deployment, facts), reference)
+
+
+def test_kill_9_one_of_two_workers(new_deployment, stream, facts, reference) -> None:
+    deployment = new_deployment("rebalance")
+    first, second = deployment.start_worker(), deployment.start_worker()
+    deployment.produce(encoded(stream))
+    wait_for(lambda: consumed([first, second]) >= 0.3 * len(stream), 120, "30% of the stream")
+    kill(second)
+    # The survivor takes over the dead worker's partitions once the group
+    # coordinator gives up on it, and finishes the stream alone.
+    survivor = settled_outputs(deployment, facts)
+    assert_same(survivor, reference)
+    deployment.start_worker()
+    time.sleep(5)  # the rejoin rebalances the partitions again
+    assert_same(settled_outputs(deployment, facts), reference)
+
+
+def test_broker_down_for_30s_mid_stream(
+    new_deployment, stream, facts, reference, services: Callable[[str, str], None]
+) -> None:
+    deployment = new_deployment("broker")
+    messages = encoded(stream)
+    half = len(messages) // 2
+    worker = deployment.start_worker()
+    deployment.produce(messages[:half])
+    wait_for(lambda: consumed([worker]) >= 0.2 * len(stream), 120, "20% of the stream")
+    services("kafka", "stop")
+    time.sleep(30)
+    services("kafka", "start")
+    deployment.produce(messages[half:])
+    assert worker.process is not None and worker.process.poll() is None, "the worker died"
+    assert_same(settled_outputs(deployment, facts), reference)
+
+
+def test_redis_down_for_30s_mid_stream(
+    new_deployment, stream, facts, reference, services: Callable[[str, str], None]
+) -> None:
+    deployment = new_deployment("redis")
+    messages = encoded(stream)
+    half = len(messages) // 2
+    worker = deployment.start_worker()
+    deployment.produce(messages[:half])
+    wait_for(lambda: consumed([worker]) >= 0.2 * len(stream), 120, "20% of the stream")
+    services("redis", "stop")
+    deployment.produce(messages[half:])
+
+    def outage_shown() -> bool:
+        samples = worker.samples()
+        return (
+            samples.get(("cc_redis_up", ())) == 0
+            and samples.get(("cc_redis_errors_total", ()), 0) > 0
+        )
+
+    wait_for(outage_shown, 20, "/metrics to show Redis down")
+    # The pipeline keeps computing: the stream is consumed while Redis is down.
+    wait_for(lambda: consumed([worker]) >= len(stream), 60, "the whole stream to be consumed")
+    time.sleep(max(0, 30 - 20))
+    services("redis", "start")
+    assert_same(settled_outputs(deployment, facts), reference)
+    assert worker.samples().get(("cc_redis_up", ())) == 1
+
+
+def redelivered(messages: list[Message], seed: int = 9) -> tuple[list[Message], int]:
+    """The stream as a retrying producer delivers it: 5% of messages twice in a
+    row, 5% again a little later (within the lateness), and the first 2% again
+    at the very end, long after the lateness. Returns it and the count of those
+    last, too-late copies."""
+    rng = random.Random(seed)
+    out: list[Message] = []
+    later: list[tuple[int, Message]] = []
+    for i, message in enumerate(messages):
+        out.append(message)
+        roll = rng.random()
+        if roll < 0.05:
+            out.append(message)
+        elif roll < 0.10:
+            later.append((i + rng.randrange(50, 500), message))
+        while later and later[0][0] <= i:
+            out.append(later.pop(0)[1])
+        later.sort(key=lambda item: item[0])
+    out.extend(m for _, m in later)
+    too_late = messages[: len(messages) // 50]
+    return out + too_late, len(too_late)
+
+
+def test_producer_retries_duplicates_and_late_copies(
+    new_deployment, stream, facts, reference
+) -> None:
+    deployment = new_deployment("retries")
+    messages, too_late = redelivered(encoded(stream))
+    worker = deployment.start_worker()
+    deployment.produce(messages)
+    assert_same(settled_outputs(deployment, facts), reference)
+    samples = worker.samples()
+    duplicates = sum(v for (n, _), v in samples.items() if n == "cc_duplicate_events_total")
+    late = sum(v for (n, _), v in samples.items() if n == "cc_late_events_total")
+    assert duplicates > 0.05 * len(stream)
+    assert late > 0, "copies beyond the lateness are dropped and counted as late"
+    assert too_late > 0

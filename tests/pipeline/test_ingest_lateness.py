@@ -1,0 +1,61 @@
+"""Lateness with the event clock: an event is late only when it is older than
+the lateness both behind the watermark and behind its own partition's newest
+event, so a partition read late (a dead worker's backlog, taken over after
+the others ran ahead) is not thrown away as late."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import orjson
+
+from streams.config import Settings
+from streams.pipeline.stages import Ingest, Outbox, Stats
+
+SETTINGS = replace(Settings(), clock="event")
+T0 = 1_767_225_600_000
+MINUTE = 60_000
+
+
+def started(n: int, ts: int) -> bytes:
+    return orjson.dumps(
+        {
+            "event_id": f"e{n}",
+            "type": "contact.started",
+            "ts": ts,
+            "interaction_id": f"i{n}",
+            "customer_id": "c",
+            "queue": "support",
+        }
+    )
+
+
+def test_a_partition_read_late_is_not_judged_by_one_that_ran_ahead() -> None:
+    stats = Stats()
+    ingest = Ingest(SETTINGS, stats)
+    out = Outbox()
+    ingest.process([("cc.calls", 0, 0, started(1, T0 + 60 * MINUTE))], 0, out)
+    wall = SETTINGS.idle_timeout_ms + 1  # cc.calls/0 has gone quiet
+    # The backlog of cc.calls/1, far behind: counted.
+    ingest.process([("cc.calls", 1, 0, started(2, T0))], wall, out)
+    # Behind its own partition by more than the lateness: late.
+    ingest.process([("cc.calls", 1, 1, started(3, T0 - 11 * MINUTE))], wall, out)
+    ingest.process([("cc.calls", 0, 1, started(4, T0 + 49 * MINUTE))], wall, out)
+    # Within the lateness of its own partition: counted.
+    ingest.process([("cc.calls", 1, 2, started(5, T0 - 9 * MINUTE))], wall, out)
+    assert stats.events["cc.calls"] == 3
+    assert stats.late["cc.calls"] == 2
+
+
+def test_a_partition_with_a_backlog_holds_the_watermark() -> None:
+    ingest = Ingest(SETTINGS, Stats())
+    out = Outbox()
+    ingest.process([("cc.calls", 0, 0, started(1, T0))], 0, out)
+    assert ingest.clock(500) == T0
+    ingest.assigned(("cc.calls", 1), 500)
+    ingest.process([("cc.calls", 0, 1, started(2, T0 + MINUTE))], 1_000, out)
+    assert ingest.clock(1_000) == T0
+    ingest.behind([("cc.calls", 1)], 10 * SETTINGS.idle_timeout_ms)
+    assert ingest.clock(10 * SETTINGS.idle_timeout_ms) == T0
+    progress = {(t, p): (ts, behind) for t, p, ts, _idle, behind in ingest.progress(0)}
+    assert progress[("cc.calls", 1)] == (None, True)
