@@ -141,8 +141,10 @@ start until Faust's recovery of it is complete (`rebalancing` and
 `in_recovery` alone leave a gap between the two)."""
 
 
-@app.on_partitions_assigned.connect
-async def _assigned(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+@app.on_partitions_revoked.connect
+async def _revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
+    # A rebalance starts with a revocation (possibly of nothing); its recovery
+    # can complete before the assignment signal goes out, so not that one.
     recovered["state"] = False
 
 
@@ -326,6 +328,10 @@ async def report_live() -> None:
             heartbeat = orjson.dumps({"wm": clock, "e": []})
             for target in range(N):
                 await by_interaction.send(value=heartbeat, partition=target)
+    # What to send is read under the stages' locks, so that no clock passes a
+    # delta still unsent; it is sent after, so that a slow send never holds up
+    # the stages.
+    outgoing: list[tuple[faust.TopicT, int, bytes]] = []
     async with interaction_lock:
         for partition in sorted(owned.get(by_interaction.get_topic_name(), ())):
             gauges = interaction_stage.live(partition, wall)
@@ -337,21 +343,25 @@ async def report_live() -> None:
                 )
             for target, items in rows.items():
                 body = {"live": partition, "to": target, "g": items, "wm": clock}
-                await kpi_deltas.send(value=orjson.dumps(body), partition=target)
+                outgoing.append((kpi_deltas, target, orjson.dumps(body)))
             if event_clock and clock is not None:
                 body = {"wm": clock, "from": f"i{partition}", "f": []}
-                for target in range(N):
-                    await by_customer.send(value=orjson.dumps(body), partition=target)
+                outgoing += [(by_customer, target, orjson.dumps(body)) for target in range(N)]
+    if event_clock:
+        async with customer_lock:
+            for tp in app.assignor.assigned_actives():
+                if tp.topic == by_customer.get_topic_name():
+                    clock = customer_stage.clock(tp.partition, wall)
+                    if clock is not None:
+                        body = {"clock": f"c{tp.partition}", "wm": clock}
+                        outgoing += [
+                            (kpi_deltas, target, orjson.dumps(body))
+                            for target in CHANNEL_PARTITIONS
+                        ]
+    for topic, target, value in outgoing:
+        await topic.send(value=value, partition=target)
     if not event_clock:
         return
-    async with customer_lock:
-        for tp in app.assignor.assigned_actives():
-            if tp.topic == by_customer.get_topic_name():
-                clock = customer_stage.clock(tp.partition, wall)
-                if clock is not None:
-                    body = {"clock": f"c{tp.partition}", "wm": clock}
-                    for target in CHANNEL_PARTITIONS:
-                        await kpi_deltas.send(value=orjson.dumps(body), partition=target)
     progress = ingest_stage.progress(wall)
     if progress:
         for target in CHANNEL_PARTITIONS:
@@ -359,12 +369,13 @@ async def report_live() -> None:
 
 
 def _input_lag() -> dict[tuple[str, int], int]:
-    """Messages between the last one read and the end of each input partition."""
+    """Messages between the last one read and the end of each input partition
+    (the monitor keeps partitions this worker no longer holds: filter them)."""
     monitor = app.monitor
     inputs = topics.inputs()
     lag = {}
     for tp, end in monitor.tp_end_offsets.items():
-        if tp.topic in inputs:
+        if tp.topic in inputs and (tp.topic, tp.partition) in input_sources:
             read = monitor.tp_read_offsets.get(tp)
             lag[(tp.topic, tp.partition)] = max(0, end - (read + 1 if read is not None else 0))
     return lag

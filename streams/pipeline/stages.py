@@ -22,7 +22,7 @@ import logging
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -340,7 +340,8 @@ class Interactions:
             try:
                 delta, facts, facts_before = self._consequences(stored[iid], events)
             except Exception as error:  # one contact must not stop its partition
-                _poisoned(self.stats, out, (self.topic, partition, offset), new[iid], error)
+                events_json = [_as_json(event_from_wire(w)) for w in new[iid]]
+                _poisoned(self.stats, out, (self.topic, partition, offset), events_json, error)
                 continue
             _route_deltas(delta, self.partitions, out)
             if facts is not None and facts != facts_before:
@@ -400,6 +401,11 @@ class Interactions:
                 gone += 1
         self.stats.expired["interaction"] += gone
         return gone
+
+
+def _as_json(event: Event) -> dict[str, Any]:
+    """An event as an object of the input contract (what was given), for a dead letter."""
+    return {name: value for name, value in asdict(event).items() if value is not None}
 
 
 def _poisoned(
