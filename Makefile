@@ -21,8 +21,10 @@ TEST_SERVICES_ENV = CC_LOCAL_DIR=$(TEST_LOCAL_DIR) CC_KAFKA_PORT=$(TEST_KAFKA_PO
 	CC_KAFKA_CONTROLLER_PORT=$(TEST_KAFKA_CONTROLLER_PORT) CC_REDIS_PORT=$(TEST_REDIS_PORT)
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-k redis -x'
 PYTEST_ARGS ?=
+# Extra benchmark arguments, e.g. make bench BENCH_ARGS='--quick'
+BENCH_ARGS ?=
 
-.PHONY: help setup services-up services-down services-status lint test run incident
+.PHONY: help setup services-up services-down services-status lint test run incident bench
 
 help:
 	@echo "make setup            install system packages, Kafka jars and .venv (idempotent)"
@@ -33,6 +35,7 @@ help:
 	@echo "make run              setup, Kafka + Redis, a worker and the simulator (normal day, x60)"
 	@echo "make incident         wipe the demo's Kafka/Redis data, replay an incident spike, show the breach"
 	@echo "make test             setup, start test services ($(TEST_KAFKA_PORT)/$(TEST_REDIS_PORT)), pytest, stop them"
+	@echo "make bench            the benchmark (BENCH_ARGS='--quick' for a smoke run); writes docs/benchmarks.md"
 
 setup:
 	bash $(LOCAL)/setup.sh
@@ -87,3 +90,7 @@ test: setup
 	CC_TEST_REDIS_PORT=$(TEST_REDIS_PORT) CC_TEST_LOCAL_DIR=$(TEST_LOCAL_DIR) \
 		$(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	exit $$rc
+
+# Its own Kafka and Redis (49092/46379); see docs/benchmarks.md.
+bench: setup
+	$(PY) -m bench $(BENCH_ARGS)

@@ -1,0 +1,1 @@
+"""The throughput, latency and memory benchmark (`python -m bench`); see docs/benchmarks.md."""

@@ -1,0 +1,128 @@
+"""What every part of the benchmark shares: topic names, process accounting,
+/metrics and consumer-group probes."""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parents[1]
+CHANNEL_TOPICS = ("calls", "chats", "emails", "social", "surveys")
+TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def input_topics(prefix: str) -> dict[str, str]:
+    """Logical input name (config key) -> topic name, for one pre-loaded data set."""
+    return {name: f"{prefix}.{name}" for name in CHANNEL_TOPICS}
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        kids: list[int] = []
+        for task in tasks:
+            text = (task / "children").read_text().split()
+            kids.extend(int(k) for k in text)
+        return kids
+    except OSError:
+        return []
+
+
+def process_tree(pid: int) -> list[int]:
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(_children(current))
+    return tree
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its live descendants (and the children
+    they have waited for), from /proc/<pid>/stat."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] is the state (field 3): utime, stime, cutime, cstime are fields 14..17.
+        total += sum(int(x) for x in fields[11:15])
+    return total / TICKS
+
+
+def rss_bytes(pid: int) -> tuple[int, int]:
+    """(current RSS, peak RSS) summed over the process tree."""
+    rss = peak = 0
+    for member in process_tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                rss += int(line.split()[1]) * 1024
+            elif line.startswith("VmHWM:"):
+                peak += int(line.split()[1]) * 1024
+    return rss, peak
+
+
+@dataclass
+class Sampler:
+    """CPU of a process tree over time, so that the CPU spent between two
+    instants can be read afterwards (start and end are known only later)."""
+
+    pid: int
+    samples: list[tuple[float, float]] = field(default_factory=list)
+    peak_rss: int = 0
+
+    def sample(self) -> None:
+        self.samples.append((time.time(), cpu_seconds(self.pid)))
+        self.peak_rss = max(self.peak_rss, rss_bytes(self.pid)[1])
+
+    def cpu_between(self, start: float, end: float) -> float:
+        before = [cpu for t, cpu in self.samples if t <= start] or [self.samples[0][1]]
+        after = [cpu for t, cpu in self.samples if t >= end] or [self.samples[-1][1]]
+        return after[0] - before[-1]
+
+
+def scrape(port: int, timeout: float = 2.0) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """The samples of a worker's /metrics by name; empty while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as r:
+            text = r.read().decode()
+    except (urllib.error.URLError, OSError):
+        return {}
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out.setdefault(s.name, []).append((s.labels, s.value))
+    return out
+
+
+def total(samples: dict[str, list[tuple[dict[str, str], float]]], name: str) -> float:
+    return sum(value for _, value in samples.get(name, ()))
+
+
+def leaves(rows: Iterable[tuple[dict[str, str], float]], window: str) -> float:
+    """Sum over the leaf records (no roll-ups) of one window."""
+    return sum(
+        v
+        for labels, v in rows
+        if labels.get("window") == window
+        and labels.get("queue") != "*"
+        and labels.get("network") != "*"
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
