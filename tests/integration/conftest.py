@@ -20,6 +20,8 @@ import pytest
 import redis
 from kafka.admin import KafkaAdminClient
 
+from tests.integration.pipeline_runner import INPUTS, OUTPUTS, Deployment
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "deploy" / "local"
 # `make test` passes its own values (they can be overridden on its command line).
@@ -177,4 +179,19 @@ def clean_redis(redis_url: str) -> Iterator[str]:
     """The Redis URL, with its DB emptied before and after the test."""
     flush_redis_db(redis_url)
     yield redis_url
+    flush_redis_db(redis_url)
+
+
+@pytest.fixture
+def deployment(
+    tmp_path: Path, kafka_bootstrap: str, redis_url: str, fresh_topics: TopicFactory
+) -> Iterator[Deployment]:
+    """A pipeline app with its own input and output topics, on an empty Redis DB;
+    its workers are stopped at the end."""
+    flush_redis_db(redis_url)
+    deployment = Deployment(
+        tmp_path, kafka_bootstrap, redis_url, fresh_topics([*INPUTS, *OUTPUTS], partitions=4)
+    )
+    yield deployment
+    deployment.stop_all()
     flush_redis_db(redis_url)

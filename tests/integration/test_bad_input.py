@@ -9,11 +9,9 @@ from collections import Counter
 from typing import Any
 
 import orjson
-import pytest
 
 from tests.contract.fuzzing import splice
-from tests.integration.conftest import flush_redis_db
-from tests.integration.pipeline_runner import INPUTS, OUTPUTS, Deployment, wait_for
+from tests.integration.pipeline_runner import wait_for
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -99,15 +97,6 @@ GOOD = [
 ]
 # Good events: those of GOOD, and the good elements of the batches in BAD.
 GOOD_EVENTS = 4 + 1 + 2
-
-
-@pytest.fixture
-def deployment(tmp_path, kafka_bootstrap, redis_url, fresh_topics):
-    flush_redis_db(redis_url)
-    topics = fresh_topics([*INPUTS, *OUTPUTS], partitions=4)
-    deployment = Deployment(tmp_path, kafka_bootstrap, redis_url, topics)
-    yield deployment
-    deployment.stop_all()
 
 
 def test_every_kind_of_bad_input_is_dead_lettered_and_the_worker_keeps_going(deployment):

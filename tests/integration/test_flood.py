@@ -14,8 +14,7 @@ import pytest
 import redis
 
 from streams.config import ALL, NO_NETWORK, UNKNOWN, LabelLimits
-from tests.integration.conftest import flush_redis_db
-from tests.integration.pipeline_runner import INPUTS, OUTPUTS, Deployment, wait_for
+from tests.integration.pipeline_runner import wait_for
 from tests.pipeline.test_flood import flood, sent_contacts
 
 pytestmark = pytest.mark.slow
@@ -41,16 +40,6 @@ def redis_keys(url: str) -> list[str]:
         return [k.decode() for k in client.scan_iter(match="cc:*", count=1000)]
     finally:
         client.close()
-
-
-@pytest.fixture
-def deployment(tmp_path, kafka_bootstrap, redis_url, fresh_topics):
-    flush_redis_db(redis_url)
-    topics = fresh_topics([*INPUTS, *OUTPUTS], partitions=4)
-    deployment = Deployment(tmp_path, kafka_bootstrap, redis_url, topics)
-    yield deployment
-    deployment.stop_all()
-    flush_redis_db(redis_url)
 
 
 def test_a_flood_of_random_names_stays_within_the_caps(deployment):

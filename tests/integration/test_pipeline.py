@@ -15,8 +15,7 @@ import pytest
 from streams.feed import Feed
 from streams.publish.prometheus import KPI_METRICS
 from tests import naive
-from tests.integration.conftest import flush_redis_db
-from tests.integration.pipeline_runner import INPUTS, OUTPUTS, Deployment, Worker, wait_for
+from tests.integration.pipeline_runner import Deployment, Worker, wait_for
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -138,15 +137,6 @@ def check_metrics(workers: list[Worker], records: dict[str, dict[str, Any]]) -> 
                 assert totals[(metric, labels)] == pytest.approx(value, rel=1e-9), (metric, labels)
                 checked += 1
     assert checked > 100
-
-
-@pytest.fixture
-def deployment(tmp_path, kafka_bootstrap, redis_url, fresh_topics):
-    flush_redis_db(redis_url)
-    topics = fresh_topics([*INPUTS, *OUTPUTS], partitions=4)
-    deployment = Deployment(tmp_path, kafka_bootstrap, redis_url, topics)
-    yield deployment
-    deployment.stop_all()
 
 
 def test_kpis_in_redis_kafka_and_metrics_equal_the_naive_computation(deployment, traffic):

@@ -6,26 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-import pytest
 
 from streams.feed import Feed
 from tests import naive
-from tests.integration.conftest import flush_redis_db
-from tests.integration.pipeline_runner import INPUTS, OUTPUTS, Deployment, wait_for
+from tests.integration.pipeline_runner import wait_for
 from tests.integration.poisoned_app import POISON
 from tests.integration.test_pipeline import encoded, wait_until_correct
 
 T0 = 1_767_225_600_000
-
-
-@pytest.fixture
-def deployment(tmp_path, kafka_bootstrap, redis_url, fresh_topics):
-    flush_redis_db(redis_url)
-    deployment = Deployment(
-        tmp_path, kafka_bootstrap, redis_url, fresh_topics([*INPUTS, *OUTPUTS], partitions=4)
-    )
-    yield deployment
-    deployment.stop_all()
 
 
 def poison_of(event: dict[str, Any]) -> dict[str, Any]:
