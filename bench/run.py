@@ -157,15 +157,21 @@ class Process:
     """A worker subprocess with its CPU sampled every 0.1 s in a thread."""
 
     def __init__(
-        self, command: list[str], env: dict[str, str], log: Path, crash: str | None = None
+        self,
+        command: list[str],
+        env: dict[str, str],
+        log: Path,
+        crash: str | None = None,
+        cwd: Path = ROOT,
     ) -> None:
         """`crash`: a line in the log that means the process is broken even if it
-        still runs (a Faust agent that raised)."""
+        still runs (a Faust agent that raised). `cwd` comes first on the sys.path
+        of `python -m ...`, before PYTHONPATH: it decides which `streams` runs."""
         self.log = log
         self.crash = crash
         self.out = log.open("wb")
         self.popen = subprocess.Popen(
-            command, env=env, stdout=self.out, stderr=subprocess.STDOUT, cwd=ROOT
+            command, env=env, stdout=self.out, stderr=subprocess.STDOUT, cwd=cwd
         )
         self.sampler = Sampler(self.popen.pid)
         self._stop = threading.Event()
@@ -384,9 +390,11 @@ class Bench:
         """`cc-kpi worker` exactly as in the working tree, or of the last commit."""
         env = os.environ | {"CC_METRICS_PORT": str(port)}
         command = [CC_KPI, "--config", str(config), "worker", "--log-level", "warn"]
+        cwd = ROOT
         if variant == "head":
-            env["PYTHONPATH"] = str(self.head())
-        return Process(command, env, self.work / f"{app_id}-{index}.log")
+            cwd = self.head()
+            env["PYTHONPATH"] = str(cwd)
+        return Process(command, env, self.work / f"{app_id}-{index}.log", cwd=cwd)
 
     def measure(self, variant: str, data_set: str) -> Run:
         expected = self.size(data_set)
