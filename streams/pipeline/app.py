@@ -9,7 +9,6 @@ partitions and Faust would otherwise use the partition of the last event.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 import time
@@ -26,6 +25,8 @@ from streams.config import CHANNELS, UNKNOWN, ConfigError, load_settings
 from streams.connections import async_redis_client, faust_credentials
 from streams.core.board import key_of_record
 from streams.core.record import iso
+from streams.pipeline.changelog import BatchedChangelog
+from streams.pipeline.committer import Committer
 from streams.pipeline.stages import (
     BoardStage,
     Customers,
@@ -113,15 +114,24 @@ sla_table = _table("sla")
 
 stats = Stats()
 ingest_stage = Ingest(settings, stats)
-interaction_store = TableStore(interaction_table)
-customer_store = TableStore(customer_table)
+
+
+def _kafka_producer() -> Any:
+    return app.producer._ensure_producer()
+
+
+interaction_changelog = BatchedChangelog(interaction_table, _kafka_producer)
+customer_changelog = BatchedChangelog(customer_table, _kafka_producer)
+board_changelog = BatchedChangelog(board_table, _kafka_producer)
+interaction_store = TableStore(interaction_changelog)
+customer_store = TableStore(customer_changelog)
 sla_store = TableStore(sla_table)
 interaction_stage = Interactions(settings, interaction_store, stats)
 SENDERS = [f"i{p}" for p in range(N)]
 """The interaction partitions, as named in the messages they send."""
 customer_stage = Customers(settings, customer_store, stats, senders=SENDERS)
 board_stage = BoardStage(
-    settings, TableStore(board_table), stats, senders=[*SENDERS, *(f"c{p}" for p in range(N))]
+    settings, TableStore(board_changelog), stats, senders=[*SENDERS, *(f"c{p}" for p in range(N))]
 )
 sla_tracker = SlaTracker(settings, sla_store)
 redis_sink = RedisSink(async_redis_client(settings), settings.redis_ttl_ms)
@@ -254,38 +264,71 @@ async def _send_outbox(
         await deadletter_out.send(value=dead.raw, headers=headers)
 
 
+async def _no_state() -> None:
+    """Ingest keeps no table: its commit is its outputs'."""
+
+
+async def _write_interactions() -> None:
+    interaction_store.commit()
+    await interaction_changelog.send()
+
+
+async def _write_customers() -> None:
+    customer_store.commit()
+    await customer_changelog.send()
+
+
+async def _write_board() -> None:
+    board_stage.flush()
+    await board_changelog.send()
+
+
+async def _flush_producer() -> None:
+    await app.producer.flush()
+
+
+COMMIT_INTERVAL_S = 0.5
+"""How often each stage makes its work durable (see streams.pipeline.committer);
+below Faust's offset commit interval (1 s), so that every offset commit finds
+the last half second acknowledged."""
+ingest_commits = Committer(_flush_producer, _no_state, COMMIT_INTERVAL_S)
+interaction_commits = Committer(_flush_producer, _write_interactions, COMMIT_INTERVAL_S)
+customer_commits = Committer(_flush_producer, _write_customers, COMMIT_INTERVAL_S)
+board_commits = Committer(_flush_producer, _write_board, COMMIT_INTERVAL_S)
+COMMITTERS = (ingest_commits, interaction_commits, customer_commits, board_commits)
+
+# Every agent below takes batches without acknowledging them and leaves them to
+# its stage's Committer: a batch's offsets are committed only after what it sent
+# and then the state it changed are in Kafka. After a crash, a message whose
+# effects were not all durable is processed again, and sends the same deltas
+# under the same (sender, offset, chunk), which the board drops. See README
+# "Guarantees".
+
+
 @app.agent(input_topic)
 async def ingest(stream: faust.StreamT) -> None:
-    async for batch in stream.take_events(1000, within=0.05):
+    async for batch in stream.noack_take(1000, within=0.05):
         _sync()
         wall = now_ms()
-        ingest_stage.behind(_lagging(), wall)
-        out = Outbox()
-        ingest_stage.process(
-            ((e.message.topic, e.message.partition, e.message.offset, e.value) for e in batch),
-            wall,
-            out,
-        )
-        await _send_outbox(out, ingest_stage.clock(wall))
-
-
-interaction_lock = asyncio.Lock()
-customer_lock = asyncio.Lock()
-"""Held from a stage's state change to its commit, so that a timer's commit
-never makes another batch's state durable before that batch's output."""
-
-# The two stateful stages below send what a batch caused, wait until Kafka has
-# it, and only then write their state: after a crash, a message whose state
-# write was lost is processed again and sends the same deltas under the same
-# (sender, offset, chunk), which the board drops; one whose state was written
-# had its deltas delivered already. See README "Guarantees".
+        async with ingest_commits.lock:
+            ingest_stage.behind(_lagging(), wall)
+            out = Outbox()
+            ingest_stage.process(
+                ((e.message.topic, e.message.partition, e.message.offset, e.value) for e in batch),
+                wall,
+                out,
+            )
+            await _send_outbox(out, ingest_stage.clock(wall))
+            ingest_commits.hold(stream, batch)
+            if ingest_commits.due:
+                await ingest_commits.commit_locked()
 
 
 @app.agent(by_interaction)
 async def interactions(stream: faust.StreamT) -> None:
-    async for batch in stream.take_events(200, within=0.05):
+    async for batch in stream.noack_take(200, within=0.05):
         _sync()
-        async with interaction_lock:
+        async with interaction_commits.lock:
             for event in batch:
                 out = Outbox()
                 message = event.message
@@ -293,15 +336,16 @@ async def interactions(stream: faust.StreamT) -> None:
                     message.partition, orjson.loads(event.value), out, message.offset
                 )
                 await _send_outbox(out, out.watermark, (f"i{message.partition}", message.offset))
-            await app.producer.flush()
-            interaction_store.commit()
+            interaction_commits.hold(stream, batch)
+            if interaction_commits.due:
+                await interaction_commits.commit_locked()
 
 
 @app.agent(by_customer)
 async def customers(stream: faust.StreamT) -> None:
-    async for batch in stream.take_events(200, within=0.05):
+    async for batch in stream.noack_take(200, within=0.05):
         wall = now_ms()
-        async with customer_lock:
+        async with customer_commits.lock:
             for event in batch:
                 out = Outbox()
                 message = event.message
@@ -309,18 +353,31 @@ async def customers(stream: faust.StreamT) -> None:
                     message.partition, orjson.loads(event.value), out, wall, message.offset
                 )
                 await _send_outbox(out, out.watermark, (f"c{message.partition}", message.offset))
-            await app.producer.flush()
-            customer_store.commit()
+            customer_commits.hold(stream, batch)
+            if customer_commits.due:
+                await customer_commits.commit_locked()
 
 
 @app.agent(kpi_deltas)
 async def board(stream: faust.StreamT) -> None:
-    async for batch in stream.take_events(200, within=0.05):
+    async for batch in stream.noack_take(200, within=0.05):
         _sync()
         wall = now_ms()
-        for event in batch:
-            board_stage.process(orjson.loads(event.value), wall, event.message.partition)
-        board_stage.flush()
+        async with board_commits.lock:
+            for event in batch:
+                board_stage.process(orjson.loads(event.value), wall, event.message.partition)
+            board_commits.hold(stream, batch)
+            if board_commits.due:
+                await board_commits.commit_locked()
+
+
+@app.timer(interval=COMMIT_INTERVAL_S)
+async def commit() -> None:
+    """Commits what a quiet stream left pending, also while a rebalance waits
+    for every taken message to be acknowledged."""
+    for committer in COMMITTERS:
+        if committer.pending and committer.due:
+            await committer.commit()
 
 
 @app.timer(interval=1.0)
@@ -344,7 +401,7 @@ async def report_live() -> None:
     # delta still unsent; it is sent after, so that a slow send never holds up
     # the stages.
     outgoing: list[tuple[faust.TopicT, int, bytes]] = []
-    async with interaction_lock:
+    async with interaction_commits.lock:
         for partition in sorted(owned.get(by_interaction.get_topic_name(), ())):
             gauges = interaction_stage.live(partition, wall)
             clock = interaction_stage.clocks.get(partition)
@@ -360,7 +417,7 @@ async def report_live() -> None:
                 body = {"wm": clock, "from": f"i{partition}", "f": []}
                 outgoing += [(by_customer, target, orjson.dumps(body)) for target in range(N)]
     if event_clock:
-        async with customer_lock:
+        async with customer_commits.lock:
             for tp in app.assignor.assigned_actives():
                 if tp.topic == by_customer.get_topic_name():
                     clock = customer_stage.clock(tp.partition, wall)
@@ -438,8 +495,9 @@ async def publish_snapshot() -> None:
     """Records to Redis and cc.kpis; SLA transitions to cc.sla."""
     global last_snapshot_ms
     wall = now_ms()
-    clock = board_stage.tick(wall)
-    board_stage.flush()
+    async with board_commits.lock:
+        clock = board_stage.tick(wall)
+        await board_commits.commit_locked()
     if clock is None:
         return
     records = board_stage.board.records(board_stage.labels)
@@ -481,15 +539,15 @@ async def expire() -> None:
         # lagging input; an interaction forgotten too early would come back as
         # a new one when they do.
         return
-    async with interaction_lock:
+    async with interaction_commits.lock:
         for partition in sorted(owned.get(by_interaction.get_topic_name(), ())):
             interaction_stage.expire(partition, wall)
-        interaction_store.commit()
-    async with customer_lock:
+        await interaction_commits.commit_locked()
+    async with customer_commits.lock:
         for tp in app.assignor.assigned_actives():
             if tp.topic == by_customer.get_topic_name():
                 customer_stage.expire(tp.partition, wall)
-        customer_store.commit()
+        await customer_commits.commit_locked()
 
 
 @app.on_before_shutdown.connect
