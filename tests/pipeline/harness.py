@@ -3,10 +3,15 @@ Faust agents do, message for message, for tests of the stages' logic."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
+import pytest
+from prometheus_client import generate_latest
 
 from streams.config import Settings
 from streams.pipeline.stages import (
@@ -18,6 +23,7 @@ from streams.pipeline.stages import (
     SlaTracker,
     Stats,
 )
+from streams.publish.prometheus import Exposition, registry
 
 
 class DictStore:
@@ -116,3 +122,39 @@ class LocalPipeline:
 def _wire(payload: dict[str, Any]) -> dict[str, Any]:
     """Through JSON and back, as between real stages."""
     return orjson.loads(orjson.dumps(payload))
+
+
+def exposition(
+    pipe: LocalPipeline, records: list[dict[str, Any]], snapshot_ms: int, **extra: Any
+) -> bytes:
+    """The /metrics text of the pipeline's board as it stands (`extra`: lag, caps)."""
+
+    def source() -> Exposition:
+        return Exposition(
+            records=records,
+            settled=list(pipe.board.board.settled()),
+            sla=list(pipe.sla.breached()),
+            stats=pipe.stats,
+            min_contacts=pipe.settings.min_contacts,
+            clock_ms=pipe.board.board.clock_ms,
+            snapshot_ms=snapshot_ms,
+            redis_up=True,
+            redis_errors=0,
+            **extra,
+        )
+
+    return generate_latest(registry(source))
+
+
+needs_promtool = pytest.mark.skipif(
+    shutil.which("promtool") is None and not os.environ.get("CI"),
+    reason="promtool is installed by make setup (in CI a missing promtool fails)",
+)
+
+
+def assert_promtool_clean(text: bytes) -> None:
+    """`promtool check metrics` accepts the text and has nothing to say about it."""
+    result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True)
+    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
+        result.stdout.decode() + result.stderr.decode()
+    )

@@ -4,23 +4,18 @@ holds every folded contact, and the cap metrics report the folding."""
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
-import subprocess
 from collections import Counter
 from dataclasses import replace
 from typing import Any
 
 import orjson
 import pytest
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.config import ALL, NO_NETWORK, Settings
 from streams.feed import TOPIC_OF, rfc3339
-from streams.publish.prometheus import Exposition, registry
-from tests.pipeline.harness import LocalPipeline
+from tests.pipeline.harness import LocalPipeline, assert_promtool_clean, exposition, needs_promtool
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 WALL = 2_000_000_000_000
@@ -82,24 +77,6 @@ def sent_contacts(messages: list[tuple[str, dict[str, Any]]]) -> Counter[tuple[s
     )
 
 
-def exposition(pipe: LocalPipeline, records: list[dict[str, Any]]) -> bytes:
-    def source() -> Exposition:
-        return Exposition(
-            records=records,
-            settled=list(pipe.board.board.settled()),
-            sla=list(pipe.sla.breached()),
-            stats=pipe.stats,
-            min_contacts=pipe.settings.min_contacts,
-            clock_ms=pipe.board.board.clock_ms,
-            snapshot_ms=WALL,
-            redis_up=True,
-            redis_errors=0,
-            caps=pipe.board.cap,
-        )
-
-    return generate_latest(registry(source))
-
-
 def series_keys(text: bytes) -> set[tuple[str, str, str]]:
     return {
         (s.labels["channel"], s.labels["queue"], s.labels["network"])
@@ -136,10 +113,10 @@ def test_a_flood_of_random_names_stays_within_the_caps():
     pipe = LocalPipeline(settings)
 
     feed(pipe, messages[:half])
-    first = exposition(pipe, list(pipe.records(WALL).values()))
+    first = exposition(pipe, list(pipe.records(WALL).values()), WALL, caps=pipe.board.cap)
     feed(pipe, messages[half:])
     records = pipe.records(WALL)
-    text = exposition(pipe, list(records.values()))
+    text = exposition(pipe, list(records.values()), WALL, caps=pipe.board.cap)
 
     # Twice the contacts, twice the random names: not one more key in the series.
     keys = set(pipe.board.board.keys)
@@ -230,17 +207,11 @@ def test_restarted_board_folds_as_before():
     assert set(restarted.board.board.keys) == set(pipe.board.board.keys)
 
 
-@pytest.mark.skipif(
-    shutil.which("promtool") is None and not os.environ.get("CI"),
-    reason="promtool is installed by make setup (in CI a missing promtool fails)",
-)
+@needs_promtool
 def test_cap_metrics_pass_promtool():
     settings = replace(Settings(), clock="event", labels=replace(Settings().labels, max_queues=2))
     pipe = LocalPipeline(settings)
     feed(pipe, flood(2_000, seed=3))
-    text = exposition(pipe, list(pipe.records(WALL).values()))
+    text = exposition(pipe, list(pipe.records(WALL).values()), WALL, caps=pipe.board.cap)
     assert b'cc_label_folded_values{channel="call",label="queue"}' in text
-    result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True)
-    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
-        result.stdout.decode() + result.stderr.decode()
-    )
+    assert_promtool_clean(text)
