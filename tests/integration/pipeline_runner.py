@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.cli import ensure_topics
 from streams.config import load_settings
+from streams.feed import Feed
 
 ROOT = Path(__file__).resolve().parents[2]
 INPUTS = ("calls", "chats", "emails", "social", "surveys")
@@ -234,3 +235,24 @@ def wait_for(
             log.read_text(errors="replace").splitlines()[-60:]
         )
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{tail}")
+
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+def feed_messages(
+    seed: int, customers: int, gap_ms: int, contacts: int, at_least: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """(topic, event) of `contacts` feed contacts from 2026-01-01, checked to be
+    at least `at_least` events on every input topic."""
+    events = Feed(seed=seed, start_ms=T0, customers=customers, gap_ms=gap_ms).contacts(contacts)
+    messages = [(item.topic, item.event) for item in events]
+    assert len(messages) >= at_least
+    assert {t for t, _ in messages} == {
+        "cc.calls",
+        "cc.chats",
+        "cc.emails",
+        "cc.social",
+        "cc.surveys",
+    }
+    return messages

@@ -15,15 +15,20 @@ from typing import Any
 
 import pytest
 
-from streams.feed import Feed
 from tests import naive
 from tests.integration.conftest import flush_redis_db
-from tests.integration.pipeline_runner import INPUTS, OUTPUTS, Deployment, Worker, wait_for
+from tests.integration.pipeline_runner import (
+    INPUTS,
+    OUTPUTS,
+    Deployment,
+    Worker,
+    feed_messages,
+    wait_for,
+)
 from tests.integration.test_pipeline import encoded, problems
 
 pytestmark = pytest.mark.slow
 
-T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 Message = tuple[str, bytes | None, bytes]
 
 PROCESS_LOCAL = (
@@ -50,17 +55,7 @@ tests/integration/test_pipeline.py.)"""
 
 @pytest.fixture(scope="module")
 def stream() -> list[tuple[str, dict[str, Any]]]:
-    events = Feed(seed=23, start_ms=T0, customers=3_000, gap_ms=400).contacts(11_500)
-    messages = [(item.topic, item.event) for item in events]
-    assert len(messages) >= 50_000
-    assert {t for t, _ in messages} == {
-        "cc.calls",
-        "cc.chats",
-        "cc.emails",
-        "cc.social",
-        "cc.surveys",
-    }
-    return messages
+    return feed_messages(seed=23, customers=3_000, gap_ms=400, contacts=11_500, at_least=50_000)
 
 
 @pytest.fixture(scope="module")

@@ -12,27 +12,14 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.feed import Feed
 from streams.publish.prometheus import KPI_METRICS
 from tests import naive
-from tests.integration.pipeline_runner import Deployment, Worker, wait_for
-
-T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+from tests.integration.pipeline_runner import T0, Deployment, Worker, feed_messages, wait_for
 
 
 @pytest.fixture(scope="module")
 def traffic() -> list[tuple[str, dict[str, Any]]]:
-    events = Feed(seed=11, start_ms=T0, customers=400, gap_ms=2_000).contacts(2_200)
-    messages = [(item.topic, item.event) for item in events]
-    assert len(messages) >= 10_000
-    assert {t for t, _ in messages} == {
-        "cc.calls",
-        "cc.chats",
-        "cc.emails",
-        "cc.social",
-        "cc.surveys",
-    }
-    return messages
+    return feed_messages(seed=11, customers=400, gap_ms=2_000, contacts=2_200, at_least=10_000)
 
 
 def encoded(messages: list[tuple[str, dict[str, Any]]], seed: int = 5):
