@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -268,19 +269,15 @@ async def _no_state() -> None:
     """Ingest keeps no table: its commit is its outputs'."""
 
 
-async def _write_interactions() -> None:
-    interaction_store.commit()
-    await interaction_changelog.send()
+def _state(write: Callable[[], None], changelog: BatchedChangelog) -> Callable[[], Awaitable[None]]:
+    """A stage's state write for its Committer: the stage hands its changed keys
+    to the changelog, which returns once Kafka has them."""
 
+    async def written() -> None:
+        write()
+        await changelog.send()
 
-async def _write_customers() -> None:
-    customer_store.commit()
-    await customer_changelog.send()
-
-
-async def _write_board() -> None:
-    board_stage.flush()
-    await board_changelog.send()
+    return written
 
 
 async def _flush_producer() -> None:
@@ -292,9 +289,15 @@ COMMIT_INTERVAL_S = 0.5
 below Faust's offset commit interval (1 s), so that every offset commit finds
 the last half second acknowledged."""
 ingest_commits = Committer(_flush_producer, _no_state, COMMIT_INTERVAL_S)
-interaction_commits = Committer(_flush_producer, _write_interactions, COMMIT_INTERVAL_S)
-customer_commits = Committer(_flush_producer, _write_customers, COMMIT_INTERVAL_S)
-board_commits = Committer(_flush_producer, _write_board, COMMIT_INTERVAL_S)
+interaction_commits = Committer(
+    _flush_producer, _state(interaction_store.commit, interaction_changelog), COMMIT_INTERVAL_S
+)
+customer_commits = Committer(
+    _flush_producer, _state(customer_store.commit, customer_changelog), COMMIT_INTERVAL_S
+)
+board_commits = Committer(
+    _flush_producer, _state(board_stage.flush, board_changelog), COMMIT_INTERVAL_S
+)
 COMMITTERS = (ingest_commits, interaction_commits, customer_commits, board_commits)
 
 # Every agent below takes batches without acknowledging them and leaves them to
@@ -319,9 +322,7 @@ async def ingest(stream: faust.StreamT) -> None:
                 out,
             )
             await _send_outbox(out, ingest_stage.clock(wall))
-            ingest_commits.hold(stream, batch)
-            if ingest_commits.due:
-                await ingest_commits.commit_locked()
+            await ingest_commits.processed(stream, batch)
 
 
 @app.agent(by_interaction)
@@ -336,9 +337,7 @@ async def interactions(stream: faust.StreamT) -> None:
                     message.partition, orjson.loads(event.value), out, message.offset
                 )
                 await _send_outbox(out, out.watermark, (f"i{message.partition}", message.offset))
-            interaction_commits.hold(stream, batch)
-            if interaction_commits.due:
-                await interaction_commits.commit_locked()
+            await interaction_commits.processed(stream, batch)
 
 
 @app.agent(by_customer)
@@ -353,9 +352,7 @@ async def customers(stream: faust.StreamT) -> None:
                     message.partition, orjson.loads(event.value), out, wall, message.offset
                 )
                 await _send_outbox(out, out.watermark, (f"c{message.partition}", message.offset))
-            customer_commits.hold(stream, batch)
-            if customer_commits.due:
-                await customer_commits.commit_locked()
+            await customer_commits.processed(stream, batch)
 
 
 @app.agent(kpi_deltas)
@@ -366,9 +363,7 @@ async def board(stream: faust.StreamT) -> None:
         async with board_commits.lock:
             for event in batch:
                 board_stage.process(orjson.loads(event.value), wall, event.message.partition)
-            board_commits.hold(stream, batch)
-            if board_commits.due:
-                await board_commits.commit_locked()
+            await board_commits.processed(stream, batch)
 
 
 @app.timer(interval=COMMIT_INTERVAL_S)

@@ -45,6 +45,13 @@ class Committer:
         """Events processed but not durable yet (acknowledged by `commit_locked`)."""
         self.pending.append((stream, events))
 
+    async def processed(self, stream: Any, events: Sequence[Any]) -> None:
+        """A batch's work is done (only with `lock` held): hold it, and commit if
+        the interval has passed."""
+        self.hold(stream, events)
+        if self.due:
+            await self.commit_locked()
+
     @property
     def due(self) -> bool:
         return time.monotonic() - self.last >= self.interval_s
