@@ -363,6 +363,10 @@ async def board(stream: faust.StreamT) -> None:
         async with board_commits.lock:
             for event in batch:
                 board_stage.process(orjson.loads(event.value), wall, event.message.partition)
+            # The board's changes go to its store now (Kafka gets them at the
+            # commit): a partition adopted before then replaces the keys those
+            # changes point to.
+            board_stage.flush()
             await board_commits.processed(stream, batch)
 
 
