@@ -119,7 +119,11 @@ class Board:
     ) -> None:
         """Put back a key read from the changelog: its buckets (ring id, index,
         aggregate) and settled totals. Buckets of rings no longer configured
-        are dropped."""
+        are dropped. Changes not yet taken for the key's previous state are
+        dropped too: the restored state is what the changelog holds."""
+        self.dirty = {b for b in self.dirty if b[0] != key}
+        self.removed = {b for b in self.removed if b[0] != key}
+        self.settled_dirty.discard(key)
         state = KeyState(self._rings(), settled if settled is not None else Aggregate())
         for ring_id, index, bucket in buckets:
             ring = state.rings.get(ring_id)

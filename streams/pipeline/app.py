@@ -139,6 +139,9 @@ redis_sink = RedisSink(async_redis_client(settings), settings.redis_ttl_ms)
 last_snapshot_ms: int | None = None
 published_keys: set[bytes] = set()
 owned: dict[str, set[int]] = {}
+"""Per stage input topic: the partitions its stage has adopted (see `_own`)."""
+lost: set[tuple[str, int]] = set()
+"""Adopted partitions that an assignment since then did not include."""
 input_sources: set[tuple[str, int]] = set()
 CHANNEL_PARTITIONS = sorted({partition_for(c, N) for c in (*CHANNELS, UNKNOWN)})
 
@@ -171,6 +174,16 @@ async def _revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
     recovered["state"] = False
 
 
+@app.on_partitions_assigned.connect
+async def _assigned(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+    # A partition adopted, then assigned elsewhere, may come back after other
+    # workers wrote its table: its stage's memory is stale by then, even if
+    # `_sync` never saw it go.
+    now = {(tp.topic, tp.partition) for tp in assigned or ()}
+    for topic, partitions in owned.items():
+        lost.update((topic, p) for p in partitions if (topic, p) not in now)
+
+
 @app.on_rebalance_complete.connect
 async def _rebalance_complete(sender: Any, **kwargs: Any) -> None:
     recovered["state"] = True
@@ -187,17 +200,14 @@ def _sync() -> None:
     if not _ready():
         return
     actives: set[TP] = app.assignor.assigned_actives()
-    for topic, adopt, release in (
-        (by_interaction.get_topic_name(), interaction_stage.adopt, interaction_stage.release),
-        (kpi_deltas.get_topic_name(), _adopt_board, _release_board),
-    ):
+    for topic, (_, release) in _stage_partitions().items():
         current = {tp.partition for tp in actives if tp.topic == topic}
         before = owned.setdefault(topic, set())
-        for partition in sorted(current - before):
-            adopt(partition)
         for partition in sorted(before - current):
             release(partition)
-        owned[topic] = current
+        owned[topic] = before & current
+        for partition in sorted(current):
+            _own(topic, partition)
     inputs = {(tp.topic, tp.partition) for tp in actives if tp.topic in topics.inputs()}
     before_inputs = input_sources.copy()
     wall = now_ms()
@@ -207,6 +217,32 @@ def _sync() -> None:
         ingest_stage.forget(*source)
     input_sources.clear()
     input_sources.update(inputs)
+
+
+def _stage_partitions() -> dict[str, tuple[Callable[[int], None], Callable[[int], None]]]:
+    """How each partitioned stage adopts and releases a partition, by its input topic."""
+    return {
+        by_interaction.get_topic_name(): (interaction_stage.adopt, interaction_stage.release),
+        kpi_deltas.get_topic_name(): (_adopt_board, _release_board),
+    }
+
+
+def _own(topic: str, partition: int) -> None:
+    """Make sure the stage reading `topic` has adopted `partition` since it last
+    came to this worker. The agents call it for every batch too: Faust resumes a
+    partition's messages once its tables hold it, which can be before the
+    rebalance is over and `_sync` adopts it; a stage that applied them to
+    memory it had not rebuilt would lose the recovered state, or count a
+    message again that the recovered state already holds."""
+    held = owned.setdefault(topic, set())
+    if partition in held and (topic, partition) not in lost:
+        return
+    adopt, release = _stage_partitions()[topic]
+    if partition in held:
+        release(partition)
+    adopt(partition)
+    held.add(partition)
+    lost.discard((topic, partition))
 
 
 def _adopt_board(partition: int) -> None:
@@ -327,9 +363,12 @@ async def ingest(stream: faust.StreamT) -> None:
 
 @app.agent(by_interaction)
 async def interactions(stream: faust.StreamT) -> None:
+    topic = by_interaction.get_topic_name()
     async for batch in stream.noack_take(200, within=0.05):
         _sync()
         async with interaction_commits.lock:
+            for partition in {event.message.partition for event in batch}:
+                _own(topic, partition)
             for event in batch:
                 out = Outbox()
                 message = event.message
@@ -357,10 +396,13 @@ async def customers(stream: faust.StreamT) -> None:
 
 @app.agent(kpi_deltas)
 async def board(stream: faust.StreamT) -> None:
+    topic = kpi_deltas.get_topic_name()
     async for batch in stream.noack_take(200, within=0.05):
         _sync()
         wall = now_ms()
         async with board_commits.lock:
+            for partition in {event.message.partition for event in batch}:
+                _own(topic, partition)
             for event in batch:
                 board_stage.process(orjson.loads(event.value), wall, event.message.partition)
             # The board's changes go to its store now (Kafka gets them at the
