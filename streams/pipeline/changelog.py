@@ -50,6 +50,17 @@ class BatchedChangelog:
         pending, self.pending = self.pending, defaultdict(list)
         if not pending:
             return
+        try:
+            await self._send(pending)
+        except BaseException:
+            # Not known to be in Kafka: held again, ahead of any written since,
+            # for the next commit (sending a record twice is harmless: the last
+            # value of a key wins).
+            for partition, records in pending.items():
+                self.pending[partition][:0] = records
+            raise
+
+    async def _send(self, pending: dict[int, list[tuple[bytes, bytes | None]]]) -> None:
         producer = self.producer()
         name = self.topic.get_topic_name()
         delivered = []

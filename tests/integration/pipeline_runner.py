@@ -26,6 +26,8 @@ from streams.feed import Feed
 ROOT = Path(__file__).resolve().parents[2]
 INPUTS = ("calls", "chats", "emails", "social", "surveys")
 OUTPUTS = ("kpis", "sla", "deadletter")
+STOP_TIMEOUT_S = 30
+"""Kubernetes gives a pod 30 s after SIGTERM by default."""
 FEED_TOPIC = {
     "cc.calls": "calls",
     "cc.chats": "chats",
@@ -191,14 +193,19 @@ class Worker:
         )
 
     def stop(self) -> None:
+        """SIGTERM, as Kubernetes and docker stop do: the worker commits what it
+        took and leaves within seconds, well inside their grace periods."""
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGTERM)
         try:
-            self.process.wait(timeout=60)
+            self.process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+            raise AssertionError(
+                f"worker did not stop within {STOP_TIMEOUT_S}s of SIGTERM; log: {self.log}"
+            ) from None
 
     def metrics_text(self) -> str | None:
         try:

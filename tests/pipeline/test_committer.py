@@ -108,14 +108,20 @@ class Producer:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.sent: list[tuple[str, int, list[tuple[bytes, bytes | None]]]] = []
+        self.failing = False
 
     def create_batch(self) -> Batch:
         return Batch(self.capacity)
 
+        self.failing = False
+
     async def send_batch(self, batch: Batch, topic: str, *, partition: int) -> asyncio.Future:
         self.sent.append((topic, partition, batch.records))
         done: asyncio.Future = asyncio.get_running_loop().create_future()
-        done.set_result(None)
+        if self.failing:
+            done.set_exception(ConnectionError("broker gone"))
+        else:
+            done.set_result(None)
         return done
 
 
@@ -154,3 +160,17 @@ def test_changelog_records_go_out_in_order_in_batches_per_partition() -> None:
     ]
     asyncio.run(changelog.send())
     assert len(producer.sent) == 4, "nothing held: nothing sent"
+
+
+def test_changelog_records_not_delivered_are_sent_with_the_next_commit() -> None:
+    producer = Producer(capacity=10)
+    changelog = BatchedChangelog(Table(), lambda: producer)  # type: ignore[arg-type]
+    changelog.send_changelog(1, "k0", b"v0")
+    producer.failing = True
+    with pytest.raises(ConnectionError):
+        asyncio.run(changelog.send())
+    changelog.send_changelog(1, "k1", b"v1")
+    producer.failing = False
+    producer.sent.clear()
+    asyncio.run(changelog.send())
+    assert producer.sent == [("app-board-changelog", 1, [(b'"k0"', b"v0"), (b'"k1"', b"v1")])]
