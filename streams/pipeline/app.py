@@ -377,7 +377,9 @@ async def ingest(stream: faust.StreamT) -> None:
                 wall,
                 out,
             )
-            await _send_outbox(out, ingest_stage.clock(wall))
+            # No clock with the events: each interaction partition makes its own
+            # from every ingest's progress (report_live).
+            await _send_outbox(out, None)
             await ingest_commits.processed(stream, batch)
 
 
@@ -386,6 +388,7 @@ async def interactions(stream: faust.StreamT) -> None:
     topic = by_interaction.get_topic_name()
     async for batch in stream.noack_take(200, within=0.05):
         _sync()
+        wall = now_ms()
         async with interaction_commits.lock:
             for partition in {event.message.partition for event in batch}:
                 _own(topic, partition)
@@ -393,7 +396,7 @@ async def interactions(stream: faust.StreamT) -> None:
                 out = Outbox()
                 message = event.message
                 interaction_stage.process(
-                    message.partition, orjson.loads(event.value), out, message.offset
+                    message.partition, orjson.loads(event.value), out, wall, message.offset
                 )
                 await _send_outbox(out, out.watermark, (f"i{message.partition}", message.offset))
             await interaction_commits.processed(stream, batch)
@@ -453,20 +456,25 @@ async def _commit_until(done: asyncio.Event) -> None:
 @app.timer(interval=1.0)
 async def report_live() -> None:
     """Each interaction partition reports its waiting contacts to the channel
-    owners. With the event clock, every stage also sends its clock downstream,
-    in-band, to every partition of the next stage (see BoardStage.senders)."""
+    owners. With the event clock, ingest reports its input partitions' progress
+    to every interaction partition and to the board, and every other stage
+    sends its clock downstream, in-band, to every partition of the next stage
+    (see BoardStage.senders)."""
     if not _ready():
         return
     _sync()
     wall = now_ms()
     event_clock = settings.clock == "event"
+    progress: list[list[Any]] = []
     if event_clock:
-        ingest_stage.behind(_lagging(), wall)
-        clock = ingest_stage.clock(wall)
-        if clock is not None:
-            heartbeat = orjson.dumps({"wm": clock, "e": []})
-            for target in range(N):
-                await by_interaction.send(value=heartbeat, partition=target)
+        # Under ingest's lock: no progress report passes events still unsent.
+        async with ingest_commits.lock:
+            ingest_stage.behind(_lagging(), wall)
+            progress = ingest_stage.progress(wall)
+            if progress:
+                heartbeat = orjson.dumps({"e": [], "progress": progress})
+                for target in range(N):
+                    await by_interaction.send(value=heartbeat, partition=target)
     # What to send is read under the stages' locks, so that no clock passes a
     # delta still unsent; it is sent after, so that a slow send never holds up
     # the stages.
@@ -474,7 +482,7 @@ async def report_live() -> None:
     async with interaction_commits.lock:
         for partition in sorted(owned.get(by_interaction.get_topic_name(), ())):
             gauges = interaction_stage.live(partition, wall)
-            clock = interaction_stage.clocks.get(partition)
+            clock = interaction_stage.clock(partition, wall)
             rows: dict[int, list[list[Any]]] = {p: [] for p in CHANNEL_PARTITIONS}
             for (channel, queue, network), live in gauges.items():
                 rows.setdefault(partition_for(channel, N), []).append(
@@ -499,9 +507,6 @@ async def report_live() -> None:
                         ]
     for topic, target, value in outgoing:
         await topic.send(value=value, partition=target)
-    if not event_clock:
-        return
-    progress = ingest_stage.progress(wall)
     if progress:
         for target in CHANNEL_PARTITIONS:
             await kpi_deltas.send(value=orjson.dumps({"progress": progress}), partition=target)

@@ -294,11 +294,19 @@ class Interactions:
         self.rules = interaction.Rules(settings.short_abandon_ms, settings.sla)
         self.partitions = settings.internal_partitions
         self.waiting: dict[int, dict[str, tuple[Key, int]]] = {}
-        self.clocks = PartitionClocks()
+        self.watermarks: dict[int, Watermark] = {}
+        """Per partition, the event-time watermark of every input partition, from
+        the progress every ingest reports in-band (after the events it covers).
+        A partition whose reader died with unread messages holds it until its
+        next owner reports: a live worker's ingest alone would let the clock
+        run past that backlog, and expire or settle contacts it still holds."""
         self.topic = f"{settings.app_id}-by-interaction"
 
     def clock(self, partition: int, wall_ms: int) -> int | None:
-        return wall_ms if self.settings.clock == "wall" else self.clocks.get(partition)
+        if self.settings.clock == "wall":
+            return wall_ms
+        watermark = self.watermarks.get(partition)
+        return None if watermark is None else watermark.value(wall_ms)
 
     def events_of(self, iid: str) -> list[Event] | None:
         value = self.store.get(iid)
@@ -319,14 +327,27 @@ class Interactions:
 
     def release(self, partition: int) -> None:
         self.waiting.pop(partition, None)
+        self.watermarks.pop(partition, None)
 
     def process(
-        self, partition: int, payload: dict[str, Any], out: Outbox, offset: int = -1
+        self,
+        partition: int,
+        payload: dict[str, Any],
+        out: Outbox,
+        wall_ms: int,
+        offset: int = -1,
     ) -> None:
-        """One message of events. Its outcome depends only on the stored state and
-        the message, so a message processed again after a crash sends exactly what
-        it sent the first time (the board recognises it by its offset)."""
-        out.clocked(self.clocks.advance(partition, payload.get("wm")))
+        """One message of events, or of ingest progress. Its deltas depend only on
+        the stored state and the message, so a message processed again after a
+        crash sends the same deltas as the first time (the board recognises them
+        by its offset); only the clock sent along may be later."""
+        if "progress" in payload:
+            watermark = self.watermarks.get(partition)
+            if watermark is None:
+                watermark = self.watermarks[partition] = Watermark(self.settings.idle_timeout_ms)
+            for topic, source, ts, idle_ms, behind in payload["progress"]:
+                watermark.report((topic, source), ts, wall_ms - idle_ms, behind)
+        out.clocked(self.clock(partition, wall_ms))
         changed: dict[str, list[Event]] = {}
         stored: dict[str, list[Event]] = {}
         new: dict[str, list[Any]] = defaultdict(list)

@@ -87,15 +87,29 @@ class LocalPipeline:
         out = Outbox()
         self.ingest.process(batch, wall_ms, out)
         self.deadletters.extend(out.deadletters)
-        self._drain(out, self.ingest.clock(wall_ms), wall_ms)
-        self.board.process({"progress": self.ingest.progress(wall_ms)}, wall_ms)
+        watermark = self.ingest.clock(wall_ms)
+        self._drain(out, watermark, wall_ms)
+        # Ingest's progress report, after the events it covers, as report_live sends it.
+        progress = self.ingest.progress(wall_ms)
+        heartbeats = Outbox()
+        for partition in range(self.settings.internal_partitions):
+            heartbeats.interactions[partition] = []
+        self._drain(heartbeats, watermark, wall_ms, progress)
+        self.board.process({"progress": progress}, wall_ms)
         self.board.flush()
 
-    def _drain(self, out: Outbox, watermark: int | None, wall_ms: int) -> None:
+    def _drain(
+        self,
+        out: Outbox,
+        watermark: int | None,
+        wall_ms: int,
+        progress: list[list[Any]] | None = None,
+    ) -> None:
         while out.interactions or out.customers or out.deltas:
             nxt = Outbox()
             for partition, items in sorted(out.interactions.items()):
-                self.interactions.process(partition, _wire({"wm": watermark, "e": items}), nxt)
+                payload = {"e": items} if progress is None else {"e": items, "progress": progress}
+                self.interactions.process(partition, _wire(payload), nxt, wall_ms)
             for partition, items in sorted(out.customers.items()):
                 self.customers.process(
                     partition, _wire({"wm": watermark, "f": items}), nxt, wall_ms

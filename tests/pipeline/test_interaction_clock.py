@@ -1,0 +1,59 @@
+"""An interaction partition's event clock comes from every ingest's progress
+reports: the backlog of an input partition whose reader died holds it, so a
+live worker that ran ahead cannot expire contacts whose other events are still
+in that backlog (tests/integration/test_faults.py shows it end to end)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import orjson
+
+from streams.config import Settings
+from streams.feed import Feed
+from streams.pipeline.stages import Ingest, Interactions, Outbox, Stats
+from tests.pipeline.harness import DictStore
+
+T0 = 1_767_225_600_000
+WALL = 2_000_000_000_000
+DAY_MS = 86_400_000
+SETTINGS = replace(Settings(), clock="event")
+IDLE_MS = SETTINGS.idle_timeout_ms
+
+
+def progress(topic: str, partition: int, ts: int, behind: bool) -> dict[str, object]:
+    return {"e": [], "progress": [[topic, partition, ts, 0, behind]]}
+
+
+def test_a_dead_readers_backlog_holds_the_clock_and_an_idle_partition_does_not() -> None:
+    stage = Interactions(SETTINGS, DictStore(), Stats())
+    out = Outbox()
+    stage.process(0, progress("cc.calls", 0, T0, behind=True), out, WALL)
+    stage.process(0, progress("cc.calls", 1, T0, behind=False), out, WALL)
+    stage.process(0, progress("cc.calls", 2, T0 + 3 * DAY_MS, behind=False), out, WALL)
+    later = WALL + 10 * IDLE_MS
+    assert stage.clock(0, later) == T0
+    stage.process(0, progress("cc.calls", 0, T0 + 2 * DAY_MS, behind=False), out, later)
+    assert stage.clock(0, later + 10 * IDLE_MS) == T0 + 3 * DAY_MS
+    assert stage.clock(1, later) is None, "a partition without reports has no clock"
+
+
+def test_contacts_are_not_expired_past_a_dead_readers_backlog() -> None:
+    """A contact's answer and end came through a live worker; its start sits in
+    a dead worker's backlog; the live worker's own input ran days ahead."""
+    ingest = Ingest(SETTINGS, Stats())
+    stage = Interactions(SETTINGS, DictStore(), Stats())
+    contact = Feed(seed=3, start_ms=T0, customers=10, gap_ms=1_000).contacts(1)
+    later_events = [item.event for item in contact if item.event["type"] != "contact.started"]
+    assert later_events
+    out = Outbox()
+    ingest.process(
+        [("cc.calls", 2, n, orjson.dumps(e)) for n, e in enumerate(later_events)], WALL, out
+    )
+    (partition, items), *_ = out.interactions.items()
+    stage.process(partition, {"e": items}, Outbox(), WALL)
+    stage.process(partition, progress("cc.calls", 0, T0, behind=True), Outbox(), WALL)
+    stage.process(partition, progress("cc.calls", 2, T0 + 3 * DAY_MS, behind=False), Outbox(), WALL)
+    assert stage.expire(partition, WALL + 10 * IDLE_MS) == 0
+    stage.process(partition, progress("cc.calls", 0, T0 + 3 * DAY_MS, behind=False), Outbox(), WALL)
+    assert stage.expire(partition, WALL + 10 * IDLE_MS) == 1
