@@ -13,6 +13,7 @@ may hold the oldest events of all.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
+from typing import Any
 
 
 class Watermark:
@@ -119,6 +120,23 @@ class SenderClocks:
         current = self._clocks[sender]
         if current is None or clock_ms > current:
             self._clocks[sender] = clock_ms
+
+    def to_wire(self) -> list[Any]:
+        """[clock per sender, value]: what `from_wire` restores."""
+        return [self._clocks, self.value()]
+
+    @classmethod
+    def from_wire(cls, senders: Iterable[str], wire: list[Any] | None) -> SenderClocks:
+        """Clocks saved with a stage's state: a message processed again after a
+        crash or a rebalance then meets the clock it met the first time. Senders
+        no longer configured are dropped; new ones start unheard."""
+        clocks = cls(senders)
+        if wire is not None:
+            saved, clocks._value = wire
+            for sender, clock_ms in saved.items():
+                if sender in clocks._clocks:
+                    clocks._clocks[sender] = clock_ms
+        return clocks
 
     def value(self) -> int | None:
         clocks = list(self._clocks.values())

@@ -243,6 +243,7 @@ def _stage_partitions() -> dict[str, tuple[Callable[[int], None], Callable[[int]
     """How each partitioned stage adopts and releases a partition, by its input topic."""
     return {
         by_interaction.get_topic_name(): (interaction_stage.adopt, interaction_stage.release),
+        by_customer.get_topic_name(): (customer_stage.adopt, customer_stage.release),
         kpi_deltas.get_topic_name(): (_adopt_board, _release_board),
     }
 
@@ -349,7 +350,9 @@ interaction_commits = Committer(
     _flush_producer, _state(interaction_store.commit, interaction_changelog), COMMIT_INTERVAL_S
 )
 customer_commits = Committer(
-    _flush_producer, _state(customer_store.commit, customer_changelog), COMMIT_INTERVAL_S
+    _flush_producer,
+    _state(lambda: customer_store.commit(customer_stage.marks()), customer_changelog),
+    COMMIT_INTERVAL_S,
 )
 board_commits = Committer(
     _flush_producer, _state(board_stage.flush, board_changelog), COMMIT_INTERVAL_S
@@ -404,9 +407,13 @@ async def interactions(stream: faust.StreamT) -> None:
 
 @app.agent(by_customer)
 async def customers(stream: faust.StreamT) -> None:
+    topic = by_customer.get_topic_name()
     async for batch in stream.noack_take(200, within=0.05):
+        _sync()
         wall = now_ms()
         async with customer_commits.lock:
+            for partition in {event.message.partition for event in batch}:
+                _own(topic, partition)
             for event in batch:
                 out = Outbox()
                 message = event.message
@@ -496,15 +503,13 @@ async def report_live() -> None:
                 outgoing += [(by_customer, target, orjson.dumps(body)) for target in range(N)]
     if event_clock:
         async with customer_commits.lock:
-            for tp in app.assignor.assigned_actives():
-                if tp.topic == by_customer.get_topic_name():
-                    clock = customer_stage.clock(tp.partition, wall)
-                    if clock is not None:
-                        body = {"clock": f"c{tp.partition}", "wm": clock}
-                        outgoing += [
-                            (kpi_deltas, target, orjson.dumps(body))
-                            for target in CHANNEL_PARTITIONS
-                        ]
+            for partition in sorted(owned.get(by_customer.get_topic_name(), ())):
+                clock = customer_stage.clock(partition, wall)
+                if clock is not None:
+                    body = {"clock": f"c{partition}", "wm": clock}
+                    outgoing += [
+                        (kpi_deltas, target, orjson.dumps(body)) for target in CHANNEL_PARTITIONS
+                    ]
     for topic, target, value in outgoing:
         await topic.send(value=value, partition=target)
     if progress:
@@ -619,9 +624,8 @@ async def expire() -> None:
             interaction_stage.expire(partition, wall)
         await interaction_commits.commit_locked()
     async with customer_commits.lock:
-        for tp in app.assignor.assigned_actives():
-            if tp.topic == by_customer.get_topic_name():
-                customer_stage.expire(tp.partition, wall)
+        for partition in sorted(owned.get(by_customer.get_topic_name(), ())):
+            customer_stage.expire(partition, wall)
         await customer_commits.commit_locked()
 
 

@@ -482,7 +482,28 @@ class Customers:
         facts (field "from"), make each partition's clock; without them a
         partition's clock is the highest it was sent."""
         self.upstream: dict[int, SenderClocks] = {}
+        """Per partition, made only of the messages it read, and saved with its
+        state (`marks`): after a crash or a rebalance, a message read again
+        meets the clock it met the first time, and so sends the same deltas
+        (which the board then recognises)."""
+        self.touched: set[int] = set()
         self.topic = f"{settings.app_id}-by-customer"
+
+    def adopt(self, partition: int) -> None:
+        """Take over a partition: its clocks as of its last commit."""
+        if self.senders:
+            mark = self.store.restore(partition)
+            self.upstream[partition] = SenderClocks.from_wire(self.senders, mark)
+
+    def release(self, partition: int) -> None:
+        self.upstream.pop(partition, None)
+        self.touched.discard(partition)
+
+    def marks(self) -> dict[int, Any]:
+        """The clocks of the partitions that read messages since the last call,
+        to commit with their state."""
+        touched, self.touched = self.touched, set()
+        return {p: self.upstream[p].to_wire() for p in sorted(touched) if p in self.upstream}
 
     def history(self, customer: str) -> repeat.CustomerHistory:
         value = self.store.get(customer)
@@ -517,6 +538,7 @@ class Customers:
             upstream = self.upstream.setdefault(partition, SenderClocks(self.senders))
             upstream.report(payload.get("from", ""), payload.get("wm"))
             out.clocked(upstream.value())
+            self.touched.add(partition)
         else:
             out.clocked(self.clocks.advance(partition, payload.get("wm")))
         clock = self.clock(partition, wall_ms)

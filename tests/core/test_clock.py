@@ -3,6 +3,8 @@ including one whose backlog has not been read yet."""
 
 from __future__ import annotations
 
+import orjson
+
 from streams.core.clock import SenderClocks, Watermark
 
 IDLE = 3_000
@@ -84,3 +86,18 @@ def test_sender_clocks_never_go_back() -> None:
     assert clocks.value() == 5_000
     assert SenderClocks([]).value() is None
     assert not SenderClocks([])
+
+
+def test_sender_clocks_come_back_from_the_wire_as_they_were() -> None:
+    clocks = SenderClocks(["i0", "i1"])
+    clocks.report("i0", 5_000)
+    clocks.report("i1", 7_000)
+    clocks.report("i1", 8_000)
+    wire = orjson.loads(orjson.dumps(clocks.to_wire()))
+    again = SenderClocks.from_wire(["i0", "i1", "i2"], wire)
+    assert again.value() == 5_000
+    again.report("i0", 9_000)
+    assert again.value() == 5_000, "a new sender starts unheard and holds it"
+    again.report("i2", 9_000)
+    assert again.value() == 8_000
+    assert SenderClocks.from_wire(["i0"], None).value() is None

@@ -9,7 +9,7 @@ from typing import Any
 
 from streams.config import Settings
 from streams.core.aggregate import COUNT_INDEX
-from streams.pipeline.stages import BoardStage
+from streams.pipeline.stages import BoardStage, Customers, Outbox
 from tests.pipeline.harness import DictStore
 
 SETTINGS = replace(Settings(), clock="event")
@@ -60,3 +60,37 @@ def test_after_a_restart_the_positions_come_back_with_the_state() -> None:
     restarted.process(deltas("i0", 8, 0), T0, partition)
     restarted.flush()
     assert started(restarted) == 2
+
+
+def test_a_customers_message_read_again_meets_the_clock_it_met_before() -> None:
+    """Its clock decides which contacts are settled, so it decides the deltas:
+    the partition's clock is committed with its state and comes back with it."""
+    store = DictStore()
+    senders = ["i0", "i1"]
+    first = Customers(SETTINGS, store, senders=senders)
+    partition = 1
+    first.adopt(partition)
+    for sender, wm in (("i0", T0 + 60_000), ("i1", T0 + 30_000)):
+        first.process(partition, {"from": sender, "wm": wm, "f": []}, Outbox(), T0)
+    store.commit(first.marks())
+    assert first.marks() == {}, "nothing read since"
+    committed = store.replayed()  # what a crash right after this commit leaves
+    facts = [
+        "ca-1",
+        "cu-1",
+        None,
+        T0,
+        ["call", "support", None],
+        [[T0 + 5_000, True, False, False]],
+    ]
+    sent_first = Outbox()
+    first.process(partition, {"from": "i0", "wm": T0 + 90_000, "f": [facts]}, sent_first, T0)
+
+    restarted = Customers(SETTINGS, committed, senders=senders)
+    restarted.adopt(partition)
+    assert restarted.clock(partition, T0) == T0 + 30_000
+    sent_again = Outbox()
+    restarted.process(partition, {"from": "i0", "wm": T0 + 90_000, "f": [facts]}, sent_again, T0)
+    assert sent_again.watermark == sent_first.watermark == T0 + 30_000
+    assert sent_again.deltas == sent_first.deltas
+    assert sent_first.deltas
