@@ -192,6 +192,15 @@ async def _revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
     # A rebalance starts with a revocation (possibly of nothing); its recovery
     # can complete before the assignment signal goes out, so not that one.
     recovered["state"] = False
+    # After a rebalance Faust reads each input partition again from its last
+    # committed offset: messages read before it, whose work was not committed
+    # (some were still in Faust's buffers and never processed), come again.
+    # Judged by the position read before, they would look late and be
+    # dropped; so their positions are forgotten, as for a new assignment.
+    for tp in revoked or ():
+        if (tp.topic, tp.partition) in input_sources:
+            ingest_stage.forget(tp.topic, tp.partition)
+            input_sources.discard((tp.topic, tp.partition))
 
 
 @app.on_partitions_assigned.connect
