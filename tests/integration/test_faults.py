@@ -212,8 +212,8 @@ def test_the_reference_run_is_complete(reference: Outputs) -> None:
 
 
 @pytest.mark.xfail(
-    reason="flaky (README, Guarantees): passed in three of four full runs, failed once "
-    "in CI with a difference not yet analysed",
+    reason="flaky (README, Guarantees): passed in most runs; failures seen: a contact's "
+    "events lost after the restart's rebalance (fixed since), cc.kpis behind Redis",
     strict=False,
 )
 def test_kill_9_mid_stream_then_restart(new_deployment, stream, facts, reference) -> None:
@@ -228,9 +228,9 @@ def test_kill_9_mid_stream_then_restart(new_deployment, stream, facts, reference
 
 
 @pytest.mark.xfail(
-    reason="known gap (README, Guarantees): after one of two workers is killed, the "
-    "survivor's settled _total counters and live queue gauges can differ from an "
-    "undisturbed run; the windowed counts and ratios match",
+    reason="known gap (README, Guarantees): passes in about half the runs; otherwise the "
+    "survivor's first-contact-resolution totals end up to 2 % high, or a few contacts "
+    "lose an event",
     strict=False,
 )
 def test_kill_9_one_of_two_workers(new_deployment, stream, facts, reference) -> None:
