@@ -202,8 +202,8 @@ def test_restart_mid_stream_gives_the_same_kpis(deployment, traffic):
 
 @pytest.mark.xfail(
     reason="known gap (README, Guarantees): with the event clock and two workers, the "
-    "board can publish nothing (its clock never starts); passed in three runs, failed "
-    "in one CI run",
+    "first worker can hang in Faust's table recovery when the second joins, and the "
+    "board then publishes nothing; passed in three runs, failed in one CI run",
     strict=False,
 )
 def test_two_workers_give_the_same_kpis_as_one(deployment, traffic):
