@@ -229,7 +229,7 @@ def _sync() -> None:
     if not _ready():
         return
     actives: set[TP] = app.assignor.assigned_actives()
-    for topic, (_, release) in _stage_partitions().items():
+    for topic, (_, release) in STAGE_PARTITIONS.items():
         current = {tp.partition for tp in actives if tp.topic == topic}
         before = owned.setdefault(topic, set())
         for partition in sorted(before - current):
@@ -248,15 +248,6 @@ def _sync() -> None:
     input_sources.update(inputs)
 
 
-def _stage_partitions() -> dict[str, tuple[Callable[[int], None], Callable[[int], None]]]:
-    """How each partitioned stage adopts and releases a partition, by its input topic."""
-    return {
-        by_interaction.get_topic_name(): (interaction_stage.adopt, interaction_stage.release),
-        by_customer.get_topic_name(): (customer_stage.adopt, customer_stage.release),
-        kpi_deltas.get_topic_name(): (_adopt_board, _release_board),
-    }
-
-
 def _own(topic: str, partition: int) -> None:
     """Make sure the stage reading `topic` has adopted `partition` since it last
     came to this worker. The agents call it for every batch too: Faust resumes a
@@ -267,12 +258,18 @@ def _own(topic: str, partition: int) -> None:
     held = owned.setdefault(topic, set())
     if partition in held and (topic, partition) not in lost:
         return
-    adopt, release = _stage_partitions()[topic]
+    adopt, release = STAGE_PARTITIONS[topic]
     if partition in held:
         release(partition)
     adopt(partition)
     held.add(partition)
     lost.discard((topic, partition))
+
+
+def _own_batch(topic: str, batch: Any) -> None:
+    """`_own` for the partitions of a batch, before any of its messages."""
+    for partition in {event.message.partition for event in batch}:
+        _own(topic, partition)
 
 
 def _adopt_board(partition: int) -> None:
@@ -288,6 +285,14 @@ def _release_board(partition: int) -> None:
     redis_sink.disown(channels)
     for key in [k for k in published_keys if k.split(b"|", 1)[0].decode() in channels]:
         published_keys.discard(key)
+
+
+STAGE_PARTITIONS: dict[str, tuple[Callable[[int], None], Callable[[int], None]]] = {
+    by_interaction.get_topic_name(): (interaction_stage.adopt, interaction_stage.release),
+    by_customer.get_topic_name(): (customer_stage.adopt, customer_stage.release),
+    kpi_deltas.get_topic_name(): (_adopt_board, _release_board),
+}
+"""How each partitioned stage adopts and releases a partition, by its input topic."""
 
 
 async def _send(
@@ -402,8 +407,7 @@ async def interactions(stream: faust.StreamT) -> None:
         _sync()
         wall = now_ms()
         async with interaction_commits.lock:
-            for partition in {event.message.partition for event in batch}:
-                _own(topic, partition)
+            _own_batch(topic, batch)
             for event in batch:
                 out = Outbox()
                 message = event.message
@@ -421,8 +425,7 @@ async def customers(stream: faust.StreamT) -> None:
         _sync()
         wall = now_ms()
         async with customer_commits.lock:
-            for partition in {event.message.partition for event in batch}:
-                _own(topic, partition)
+            _own_batch(topic, batch)
             for event in batch:
                 out = Outbox()
                 message = event.message
@@ -440,8 +443,7 @@ async def board(stream: faust.StreamT) -> None:
         _sync()
         wall = now_ms()
         async with board_commits.lock:
-            for partition in {event.message.partition for event in batch}:
-                _own(topic, partition)
+            _own_batch(topic, batch)
             for event in batch:
                 board_stage.process(orjson.loads(event.value), wall, event.message.partition)
             # The board's changes go to its store now (Kafka gets them at the
@@ -454,17 +456,19 @@ async def board(stream: faust.StreamT) -> None:
 @app.timer(interval=COMMIT_INTERVAL_S)
 async def commit() -> None:
     """Commits what a quiet stream left pending."""
+    await _commit_pending(due_only=True)
+
+
+async def _commit_pending(*, due_only: bool) -> None:
     for committer in COMMITTERS:
-        if committer.pending and committer.due:
+        if committer.pending and (committer.due or not due_only):
             await committer.commit()
 
 
 async def _commit_until(done: asyncio.Event) -> None:
     """Commits every stage's pending batches until `done` is set."""
     while not done.is_set():
-        for committer in COMMITTERS:
-            if committer.pending:
-                await committer.commit()
+        await _commit_pending(due_only=False)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), 0.05)
 
