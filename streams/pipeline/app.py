@@ -2,7 +2,8 @@
 
 Run with `faust -A streams.pipeline.app worker` (or `cc-kpi worker`).
 Every agent takes events in batches, hands them to a stage, then sends what the
-stage put in its outbox. Tables are written explicitly per source partition
+stage put in its outboxes, one message per target partition and batch
+(streams.pipeline.outgoing). Tables are written explicitly per source partition
 (`send_changelog`), never through `table[key] = ...`, because a batch mixes
 partitions and Faust would otherwise use the partition of the last event.
 """
@@ -30,9 +31,11 @@ from streams.core.board import key_of_record
 from streams.core.record import iso
 from streams.pipeline.changelog import BatchedChangelog
 from streams.pipeline.committer import Committer
+from streams.pipeline.outgoing import Outgoing
 from streams.pipeline.stages import (
     BoardStage,
     Customers,
+    DeadLetter,
     Ingest,
     Interactions,
     Outbox,
@@ -295,35 +298,28 @@ STAGE_PARTITIONS: dict[str, tuple[Callable[[int], None], Callable[[int], None]]]
 """How each partitioned stage adopts and releases a partition, by its input topic."""
 
 
-async def _send(
-    topic: faust.TopicT,
-    batches: dict[int, list[Any]],
-    field: str,
-    watermark: int | None,
-    source: tuple[str, int] | None = None,
-    sender: str | None = None,
-) -> None:
-    """Items in messages of at most BATCH_ITEMS, with the sender's clock. With a
-    source (sender, offset of the message that caused them), each message says
-    which chunk of that message's output it is, so that the board can tell a
-    repeat from news; with a sender, whose clock it is."""
-    for partition, items in batches.items():
-        for chunk, start in enumerate(range(0, len(items), BATCH_ITEMS)):
-            body: dict[str, Any] = {"wm": watermark, field: items[start : start + BATCH_ITEMS]}
-            if source is not None:
-                body["src"] = [*source, chunk]
-            if sender is not None:
-                body["from"] = sender
-            await topic.send(value=orjson.dumps(body), partition=partition)
+async def _send_interactions(out: Outbox) -> None:
+    """Ingest's events to the interaction partitions, in messages of at most
+    BATCH_ITEMS, with no clock: each interaction partition makes its own from
+    every ingest's progress (report_live)."""
+    for partition, items in out.interactions.items():
+        for start in range(0, len(items), BATCH_ITEMS):
+            body = {"wm": None, "e": items[start : start + BATCH_ITEMS]}
+            await by_interaction.send(value=orjson.dumps(body), partition=partition)
+    await _send_deadletters(out.deadletters)
 
 
-async def _send_outbox(
-    out: Outbox, watermark: int | None, source: tuple[str, int] | None = None
-) -> None:
-    await _send(by_interaction, out.interactions, "e", watermark)
-    await _send(by_customer, out.customers, "f", watermark, sender=source and source[0])
-    await _send(kpi_deltas, out.deltas, "d", watermark, source)
-    for dead in out.deadletters:
+async def _send_outgoing(outgoing: Outgoing) -> None:
+    """A stage's output for a batch: facts, then deltas."""
+    for partition, body in outgoing.customer_messages():
+        await by_customer.send(value=orjson.dumps(body), partition=partition)
+    for partition, body in outgoing.delta_messages():
+        await kpi_deltas.send(value=orjson.dumps(body), partition=partition)
+    await _send_deadletters(outgoing.deadletters)
+
+
+async def _send_deadletters(deadletters: list[DeadLetter]) -> None:
+    for dead in deadletters:
         headers = [
             ("reason", dead.reason.encode()),
             ("detail", dead.detail.encode()),
@@ -377,8 +373,8 @@ COMMITTERS = (ingest_commits, interaction_commits, customer_commits, board_commi
 # its stage's Committer: a batch's offsets are committed only after what it sent
 # and then the state it changed are in Kafka. After a crash, a message whose
 # effects were not all durable is processed again, and sends the same deltas
-# under the same (sender, offset, chunk), which the board drops. See README
-# "Guarantees".
+# at the same positions (sender, offset, index), which the board drops. See
+# README "Guarantees".
 
 
 @app.agent(input_topic)
@@ -394,9 +390,7 @@ async def ingest(stream: faust.StreamT) -> None:
                 wall,
                 out,
             )
-            # No clock with the events: each interaction partition makes its own
-            # from every ingest's progress (report_live).
-            await _send_outbox(out, None)
+            await _send_interactions(out)
             await ingest_commits.processed(stream, batch)
 
 
@@ -408,13 +402,15 @@ async def interactions(stream: faust.StreamT) -> None:
         wall = now_ms()
         async with interaction_commits.lock:
             _own_batch(topic, batch)
+            outgoing = Outgoing(BATCH_ITEMS)
             for event in batch:
                 out = Outbox()
                 message = event.message
                 interaction_stage.process(
                     message.partition, orjson.loads(event.value), out, wall, message.offset
                 )
-                await _send_outbox(out, out.watermark, (f"i{message.partition}", message.offset))
+                outgoing.add(f"i{message.partition}", message.offset, out)
+            await _send_outgoing(outgoing)
             await interaction_commits.processed(stream, batch)
 
 
@@ -426,13 +422,15 @@ async def customers(stream: faust.StreamT) -> None:
         wall = now_ms()
         async with customer_commits.lock:
             _own_batch(topic, batch)
+            outgoing = Outgoing(BATCH_ITEMS)
             for event in batch:
                 out = Outbox()
                 message = event.message
                 customer_stage.process(
                     message.partition, orjson.loads(event.value), out, wall, message.offset
                 )
-                await _send_outbox(out, out.watermark, (f"c{message.partition}", message.offset))
+                outgoing.add(f"c{message.partition}", message.offset, out)
+            await _send_outgoing(outgoing)
             await customer_commits.processed(stream, batch)
 
 
@@ -512,7 +510,7 @@ async def report_live() -> None:
                 body = {"live": partition, "to": target, "g": items, "wm": clock}
                 outgoing.append((kpi_deltas, target, orjson.dumps(body)))
             if event_clock and clock is not None:
-                body = {"wm": clock, "from": f"i{partition}", "f": []}
+                body = {"wm": {f"i{partition}": clock}, "f": []}
                 outgoing += [(by_customer, target, orjson.dumps(body)) for target in range(N)]
     if event_clock:
         async with customer_commits.lock:

@@ -13,7 +13,7 @@ acknowledged offsets), and every `interval` seconds, under the stage's lock:
 
 A crash anywhere in between leaves offsets behind the state and the state
 behind the outputs: the batches are read again, and what they send again
-carries the same (sender, offset, chunk) and is dropped downstream (README,
+carries the same positions (sender, offset, index) and is dropped downstream (README,
 "Guarantees").
 """
 

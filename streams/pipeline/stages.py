@@ -479,8 +479,9 @@ class Customers:
         self.clocks = PartitionClocks()
         self.senders = tuple(senders)
         """The interaction partitions ("i0", ...) whose clocks, carried with their
-        facts (field "from"), make each partition's clock; without them a
-        partition's clock is the highest it was sent."""
+        facts (field "wm": sender -> clock), make each partition's clock;
+        without them a partition's clock is the highest a message carried (the
+        lowest of its senders')."""
         self.upstream: dict[int, SenderClocks] = {}
         """Per partition, made only of the messages it read, and saved with its
         state (`marks`): after a crash or a rebalance, a message read again
@@ -534,13 +535,15 @@ class Customers:
     def process(
         self, partition: int, payload: dict[str, Any], out: Outbox, wall_ms: int, offset: int = -1
     ) -> None:
+        clocks: dict[str, int] = payload.get("wm") or {}
         if self.senders:
             upstream = self.upstream.setdefault(partition, SenderClocks(self.senders))
-            upstream.report(payload.get("from", ""), payload.get("wm"))
+            for sender, clock_ms in clocks.items():
+                upstream.report(sender, clock_ms)
             out.clocked(upstream.value())
             self.touched.add(partition)
         else:
-            out.clocked(self.clocks.advance(partition, payload.get("wm")))
+            out.clocked(self.clocks.advance(partition, min(clocks.values(), default=None)))
         clock = self.clock(partition, wall_ms)
         touched: dict[str, repeat.CustomerHistory] = {}
         window = self.settings.repeat_window_ms
@@ -600,6 +603,17 @@ STAGES = {"i": "interactions", "c": "customers"}
 """Senders of delta messages, by the letter their sender id starts with."""
 
 
+def applied_before(last: list[int] | None, offset: int, first: int, count: int) -> int:
+    """How many leading items of a delta run (from the message at `offset`, its
+    first item at `first` in that message's output) the board applied before,
+    given the last [offset, index] it applied from the same sender."""
+    if last is None or offset > last[0]:
+        return 0
+    if offset < last[0]:
+        return count
+    return min(count, max(0, last[1] + 1 - first))
+
+
 def bucket_store_key(key: Key, ring_id: int, index: int) -> str:
     return f"{key[0]}|{key[1]}|{key[2]}|{ring_id}|{index}"
 
@@ -637,9 +651,10 @@ class BoardStage:
         self.cap = LabelCap(settings.labels, settings.sla)
         self.applied: dict[int, dict[str, list[int]]] = {}
         """Per board partition: for each sender (stage and partition), the
-        [offset, chunk] of the last delta message applied. Kept with the state
-        (`flush` commits it as the partition's mark), so a message sent again
-        after a crash or a rebalance is recognised and not counted twice."""
+        [offset, index] of the last delta applied (see streams.pipeline.outgoing).
+        Kept with the state (`flush` commits it as the partition's mark), so a
+        delta sent again after a crash or a rebalance is recognised and not
+        counted twice."""
         self.marked: set[int] = set()
 
     def partition_of(self, channel: str) -> int:
@@ -696,19 +711,20 @@ class BoardStage:
     def process(self, payload: dict[str, Any], wall_ms: int, partition: int = 0) -> None:
         """One message on board partition `partition`."""
         if "d" in payload:
-            if "src" in payload:
-                sender, offset, chunk = payload["src"]
-                self._heard(partition, sender, payload.get("wm"))
-                applied = self.applied.setdefault(partition, {})
-                last = applied.get(sender)
-                if last is not None and [offset, chunk] <= last:
-                    self.stats.redelivered[STAGES[sender[0]]] += 1
-                    return
-                applied[sender] = [offset, chunk]
-                self.marked.add(partition)
+            for sender, clock_ms in (payload.get("wm") or {}).items():
+                self._heard(partition, sender, clock_ms)
+            applied = self.applied.setdefault(partition, {})
             apply, label = self.board.apply, self.label
-            for channel, queue, network, ts, code, value, weight in payload["d"]:
-                apply(label((channel, queue, network)), ts, code, value, weight)
+            for sender, offset, first, items in payload["d"]:
+                seen = applied_before(applied.get(sender), offset, first, len(items))
+                if seen:
+                    self.stats.redelivered[STAGES[sender[0]]] += 1
+                    if seen == len(items):
+                        continue
+                for channel, queue, network, ts, code, value, weight in items[seen:]:
+                    apply(label((channel, queue, network)), ts, code, value, weight)
+                applied[sender] = [offset, first + len(items) - 1]
+                self.marked.add(partition)
         elif "live" in payload:
             gauges: dict[Key, Live] = {}
             for c, q, n, count, oldest, at_risk in payload["g"]:

@@ -247,8 +247,8 @@ class KpiCollector(Collector):
             ),
             _counter(
                 "cc_redelivered_messages",
-                "Delta messages sent again (a stage re-processing after a crash or a "
-                "rebalance) that the board recognised and did not apply twice.",
+                "Input messages of a stage whose deltas it sent again (re-processing after "
+                "a crash or a rebalance), recognised by the board and not applied twice.",
                 ("stage",),
                 stats.redelivered,
             ),

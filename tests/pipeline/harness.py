@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from streams.config import Settings
+from streams.pipeline.outgoing import Outgoing
 from streams.pipeline.stages import (
     BoardStage,
     Customers,
@@ -24,6 +26,9 @@ from streams.pipeline.stages import (
     Stats,
 )
 from streams.publish.prometheus import Exposition, registry
+
+LIMIT = 1000
+"""Items per message between stages, as in the app."""
 
 
 class DictStore:
@@ -77,6 +82,8 @@ class LocalPipeline:
         self.sla = SlaTracker(settings, DictStore())
         self.deadletters: list[Any] = []
         self.offset = 0
+        self.read: Counter[str] = Counter()
+        """Messages read per stage partition ("i0", "c1", ...): their offsets."""
 
     def send(self, messages: Iterable[tuple[str, bytes]], wall_ms: int, partition: int = 0) -> None:
         """Input messages (topic, value) through every stage."""
@@ -87,36 +94,43 @@ class LocalPipeline:
         out = Outbox()
         self.ingest.process(batch, wall_ms, out)
         self.deadletters.extend(out.deadletters)
-        watermark = self.ingest.clock(wall_ms)
-        self._drain(out, watermark, wall_ms)
+        self._drain(out, wall_ms)
         # Ingest's progress report, after the events it covers, as report_live sends it.
         progress = self.ingest.progress(wall_ms)
         heartbeats = Outbox()
         for partition in range(self.settings.internal_partitions):
             heartbeats.interactions[partition] = []
-        self._drain(heartbeats, watermark, wall_ms, progress)
+        self._drain(heartbeats, wall_ms, progress)
         self.board.process({"progress": progress}, wall_ms)
         self.board.flush()
 
-    def _drain(
-        self,
-        out: Outbox,
-        watermark: int | None,
-        wall_ms: int,
-        progress: list[list[Any]] | None = None,
-    ) -> None:
-        while out.interactions or out.customers or out.deltas:
-            nxt = Outbox()
-            for partition, items in sorted(out.interactions.items()):
-                payload = {"e": items} if progress is None else {"e": items, "progress": progress}
-                self.interactions.process(partition, _wire(payload), nxt, wall_ms)
-            for partition, items in sorted(out.customers.items()):
-                self.customers.process(
-                    partition, _wire({"wm": watermark, "f": items}), nxt, wall_ms
-                )
-            for items in out.deltas.values():
-                self.board.process(_wire({"d": items}), wall_ms)
-            out = nxt
+    def _drain(self, out: Outbox, wall_ms: int, progress: list[list[Any]] | None = None) -> None:
+        """Each interaction partition reads one message, then each customers
+        partition the facts sent to it, as one batch per stage partition."""
+        from_interactions = Outgoing(LIMIT)
+        for partition, items in sorted(out.interactions.items()):
+            payload = {"e": items} if progress is None else {"e": items, "progress": progress}
+            sender = f"i{partition}"
+            offset = self._next_offset(sender)
+            produced = Outbox()
+            self.interactions.process(partition, _wire(payload), produced, wall_ms, offset)
+            from_interactions.add(sender, offset, produced)
+        from_customers = Outgoing(LIMIT)
+        for partition, body in from_interactions.customer_messages():
+            sender = f"c{partition}"
+            offset = self._next_offset(sender)
+            produced = Outbox()
+            self.customers.process(partition, _wire(body), produced, wall_ms, offset)
+            from_customers.add(sender, offset, produced)
+        for sent in (from_interactions, from_customers):
+            self.deadletters.extend(sent.deadletters)
+            for partition, body in sent.delta_messages():
+                self.board.process(_wire(body), wall_ms, partition)
+
+    def _next_offset(self, sender: str) -> int:
+        offset = self.read[sender]
+        self.read[sender] += 1
+        return offset
 
     def report_live(self, wall_ms: int) -> None:
         for partition in list(self.interactions.waiting):

@@ -21,7 +21,7 @@ def test_adoption_drops_changes_to_the_state_it_replaces() -> None:
 
     taking_over = BoardStage(SETTINGS, first.store.replayed())
     later = deltas("i1", 0, 0)
-    later["d"][0][3] = T0 + 2 * HOUR_MS
+    later["d"][0][3][0][3] = T0 + 2 * HOUR_MS
     taking_over.process(later, T0, partition)
     taking_over.adopt(partition)
     taking_over.flush()

@@ -1,5 +1,5 @@
 """A delta message sent again (a stage re-processing its input after a crash, or
-a rebalance) is recognised by its sender, offset and chunk, before and after a
+a rebalance) is recognised by its sender, offset and index, before and after a
 restart, and never counted twice."""
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ T0 = 1_767_225_600_000
 STARTED = COUNT_INDEX["started"]
 
 
-def deltas(sender: str, offset: int, chunk: int, weight: int = 1) -> dict[str, Any]:
-    return {"d": [["call", "support", "-", T0, STARTED, 1, weight]], "src": [sender, offset, chunk]}
+def deltas(sender: str, offset: int, index: int, weight: int = 1) -> dict[str, Any]:
+    """A message with one delta: the `index`-th of the message at `offset`."""
+    return {"d": [[sender, offset, index, [["call", "support", "-", T0, STARTED, 1, weight]]]]}
 
 
 def started(board: BoardStage) -> int:
@@ -71,7 +72,7 @@ def test_a_customers_message_read_again_meets_the_clock_it_met_before() -> None:
     partition = 1
     first.adopt(partition)
     for sender, wm in (("i0", T0 + 60_000), ("i1", T0 + 30_000)):
-        first.process(partition, {"from": sender, "wm": wm, "f": []}, Outbox(), T0)
+        first.process(partition, {"wm": {sender: wm}, "f": []}, Outbox(), T0)
     store.commit(first.marks())
     assert first.marks() == {}, "nothing read since"
     committed = store.replayed()  # what a crash right after this commit leaves
@@ -84,13 +85,13 @@ def test_a_customers_message_read_again_meets_the_clock_it_met_before() -> None:
         [[T0 + 5_000, True, False, False]],
     ]
     sent_first = Outbox()
-    first.process(partition, {"from": "i0", "wm": T0 + 90_000, "f": [facts]}, sent_first, T0)
+    first.process(partition, {"wm": {"i0": T0 + 90_000}, "f": [facts]}, sent_first, T0)
 
     restarted = Customers(SETTINGS, committed, senders=senders)
     restarted.adopt(partition)
     assert restarted.clock(partition, T0) == T0 + 30_000
     sent_again = Outbox()
-    restarted.process(partition, {"from": "i0", "wm": T0 + 90_000, "f": [facts]}, sent_again, T0)
+    restarted.process(partition, {"wm": {"i0": T0 + 90_000}, "f": [facts]}, sent_again, T0)
     assert sent_again.watermark == sent_first.watermark == T0 + 30_000
     assert sent_again.deltas == sent_first.deltas
     assert sent_first.deltas
