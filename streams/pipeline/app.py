@@ -23,7 +23,7 @@ import orjson
 from faust.types import TP
 from faust.utils.terminal import SpinnerHandler
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from streams.config import CHANNELS, UNKNOWN, ConfigError, load_settings
 from streams.connections import async_redis_client, faust_credentials
@@ -46,6 +46,7 @@ from streams.pipeline.table_store import TableStore
 from streams.pipeline.wire import partition_for
 from streams.publish.prometheus import Exposition, registry
 from streams.publish.redis_sink import RedisSink
+from streams.publish.text_format import generate_latest
 
 try:
     settings = load_settings()

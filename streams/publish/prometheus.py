@@ -18,6 +18,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from streams.config import NO_NETWORK
 from streams.core.aggregate import COUNTS, FRT_BUCKETS_SECONDS, Aggregate
@@ -144,13 +145,14 @@ class KpiCollector(Collector):
             for name in COUNTS
         }
         for record in records:
-            labels = [*_labels(record), record["window"]]
+            # One label dict for the record's ~50 samples (add_metric makes one each).
+            labels = dict(zip(WINDOW_LABELS, [*_labels(record), record["window"]], strict=True))
             for name, family in kpi.items():
                 value = record["kpis"][name]
                 if value is not None:
-                    family.add_metric(labels, value)
+                    family.samples.append(Sample(family.name, labels, value))
             for name, family in counts.items():
-                family.add_metric(labels, record["counts"][name])
+                family.samples.append(Sample(family.name, labels, record["counts"][name]))
         yield from kpi.values()
         yield from counts.values()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
-from prometheus_client import generate_latest
+from prometheus_client.registry import Collector
 
 from streams.config import Settings
 from streams.pipeline.outgoing import Outgoing
@@ -26,6 +26,7 @@ from streams.pipeline.stages import (
     Stats,
 )
 from streams.publish.prometheus import Exposition, registry
+from streams.publish.text_format import generate_latest
 
 LIMIT = 1000
 """Items per message between stages, as in the app."""
@@ -156,6 +157,13 @@ def exposition(
     pipe: LocalPipeline, records: list[dict[str, Any]], snapshot_ms: int, **extra: Any
 ) -> bytes:
     """The /metrics text of the pipeline's board as it stands (`extra`: lag, caps)."""
+    return generate_latest(exposition_registry(pipe, records, snapshot_ms, **extra))
+
+
+def exposition_registry(
+    pipe: LocalPipeline, records: list[dict[str, Any]], snapshot_ms: int, **extra: Any
+) -> Collector:
+    """What /metrics collects from the pipeline's board as it stands."""
 
     def source() -> Exposition:
         return Exposition(
@@ -171,7 +179,7 @@ def exposition(
             **extra,
         )
 
-    return generate_latest(registry(source))
+    return registry(source)
 
 
 needs_promtool = pytest.mark.skipif(

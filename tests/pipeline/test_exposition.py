@@ -1,17 +1,34 @@
 """The /metrics exposition of a busy board passes `promtool check metrics`."""
 
 from dataclasses import replace
+from typing import Any
 
 import orjson
+from prometheus_client.registry import Collector
 
 from streams.config import Settings
 from streams.feed import Feed
-from tests.pipeline.harness import LocalPipeline, assert_promtool_clean, exposition, needs_promtool
+from tests.pipeline.harness import (
+    LocalPipeline,
+    assert_promtool_clean,
+    exposition,
+    exposition_registry,
+    needs_promtool,
+)
 
 T0 = 1_767_225_600_000
+NOW = 2_000_000_000_000
 
 
 def exposition_text() -> bytes:
+    return exposition(*busy_board(), NOW, lag={("cc.calls", 0): 3})
+
+
+def busy_registry() -> Collector:
+    return exposition_registry(*busy_board(), NOW, lag={("cc.calls", 0): 3})
+
+
+def busy_board() -> tuple[LocalPipeline, list[dict[str, Any]]]:
     settings = replace(Settings(), clock="event")
     pipe = LocalPipeline(settings)
     events = Feed(seed=4, start_ms=T0, customers=40, gap_ms=3_000).contacts(300)
@@ -20,8 +37,7 @@ def exposition_text() -> bytes:
     pipe.report_live(2_000_000_000_000)
     records = list(pipe.records(2_000_000_100_000).values())
     pipe.sla.evaluate(records, "2026-01-01T00:00:00Z")
-
-    return exposition(pipe, records, 2_000_000_000_000, lag={("cc.calls", 0): 3})
+    return pipe, records
 
 
 @needs_promtool
