@@ -594,7 +594,7 @@ class Bench:
             deadline = time.monotonic() + self.args.latency_seconds + 15
             while time.monotonic() < deadline:
                 proc.check()
-                metrics = scrape(port)
+                metrics = scrape(port, only="cc_window_started")
                 metrics_series.append(
                     (time.time(), leaves(metrics.get("cc_window_started", ()), "24h"))
                 )
