@@ -131,8 +131,11 @@ def _table(name: str, **options: Any) -> faust.Table:
 
 
 interaction_table = _table("interactions")
-customer_table = _table("customers")
-# A board commit is one record (see TableStore.commit): give it room.
+# A board or customers commit is one record (see TableStore.commit): give it
+# room, and commit before it outgrows it (COMMIT_RECORD_BYTES).
+customer_table = _table(
+    "customers", extra_topic_configs={"max.message.bytes": str(MAX_RECORD_BYTES)}
+)
 board_table = _table("board", extra_topic_configs={"max.message.bytes": str(MAX_RECORD_BYTES)})
 sla_table = _table("sla")
 
@@ -155,8 +158,9 @@ interaction_stage = Interactions(settings, interaction_store, stats)
 SENDERS = [f"i{p}" for p in range(N)]
 """The interaction partitions, as named in the messages they send."""
 customer_stage = Customers(settings, customer_store, stats, senders=SENDERS)
+board_store = TableStore(board_changelog)
 board_stage = BoardStage(
-    settings, TableStore(board_changelog), stats, senders=[*SENDERS, *(f"c{p}" for p in range(N))]
+    settings, board_store, stats, senders=[*SENDERS, *(f"c{p}" for p in range(N))]
 )
 sla_tracker = SlaTracker(settings, sla_store)
 redis_sink = RedisSink(async_redis_client(settings), settings.redis_ttl_ms)
@@ -360,13 +364,20 @@ ingest_commits = Committer(_flush_producer, _no_state, COMMIT_INTERVAL_S)
 interaction_commits = Committer(
     _flush_producer, _state(interaction_store.commit, interaction_changelog), COMMIT_INTERVAL_S
 )
+COMMIT_RECORD_BYTES = MAX_RECORD_BYTES // 4
+"""A stage commits early once a partition's pending writes reach this: the
+batch that pushed it there is at most a few MiB more."""
 customer_commits = Committer(
     _flush_producer,
     _state(lambda: customer_store.commit(customer_stage.marks()), customer_changelog),
     COMMIT_INTERVAL_S,
+    full=lambda: customer_store.largest_commit() >= COMMIT_RECORD_BYTES,
 )
 board_commits = Committer(
-    _flush_producer, _state(board_stage.flush, board_changelog), COMMIT_INTERVAL_S
+    _flush_producer,
+    _state(board_stage.flush, board_changelog),
+    COMMIT_INTERVAL_S,
+    full=lambda: board_store.largest_commit() >= COMMIT_RECORD_BYTES,
 )
 COMMITTERS = (ingest_commits, interaction_commits, customer_commits, board_commits)
 

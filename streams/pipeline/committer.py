@@ -13,8 +13,12 @@ acknowledged offsets), and every `interval` seconds, under the stage's lock:
 
 A crash anywhere in between leaves offsets behind the state and the state
 behind the outputs: the batches are read again, and what they send again
-carries the same positions (sender, offset, index) and is dropped downstream (README,
-"Guarantees").
+carries the same positions (sender, offset, index) and is dropped downstream
+(README, "Guarantees").
+
+A stage also commits as soon as its pending state is `full`: a commit record
+holds a partition's writes (streams.pipeline.table_store), and must stay
+within Kafka's largest message however fast the stage goes.
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ class Committer:
         flush: Callable[[], Awaitable[Any]],
         write_state: Callable[[], Awaitable[Any]],
         interval_s: float,
+        full: Callable[[], bool] = lambda: False,
     ) -> None:
         self.flush = flush
         self.write_state = write_state
         self.interval_s = interval_s
+        self.full = full
         self.lock = asyncio.Lock()
         """Held from a state change to its commit, so that a commit never makes a
         batch's state durable before that batch's output."""
@@ -54,7 +60,7 @@ class Committer:
 
     @property
     def due(self) -> bool:
-        return time.monotonic() - self.last >= self.interval_s
+        return time.monotonic() - self.last >= self.interval_s or self.full()
 
     async def commit(self) -> None:
         async with self.lock:

@@ -52,6 +52,13 @@ class TableStore:
     def scan(self) -> Iterable[str]:
         return [key for key in self.table.data if not key.startswith(MARK)]
 
+    def largest_commit(self) -> int:
+        """Bytes of the largest partition's writes waiting for the next commit."""
+        return max(
+            (sum(len(w or b"") for w in writes.values()) for writes in self.pending.values()),
+            default=0,
+        )
+
     def commit(self, marks: dict[int, Any] | None = None) -> None:
         pending, self.pending = self.pending, defaultdict(dict)
         for partition in sorted(set(pending) | set(marks or ())):

@@ -174,3 +174,25 @@ def test_changelog_records_not_delivered_are_sent_with_the_next_commit() -> None
     producer.sent.clear()
     asyncio.run(changelog.send())
     assert producer.sent == [("app-board-changelog", 1, [(b'"k0"', b"v0"), (b'"k1"', b"v1")])]
+
+
+def test_a_full_stage_commits_before_its_interval() -> None:
+    """A commit record must stay within Kafka's largest message, however much a
+    stage writes in one interval."""
+    journal = Journal()
+    pending = [0]
+    committer = Committer(
+        journal.flush, journal.write_state, interval_s=3600, full=lambda: pending[0] >= 100
+    )
+    stream = Stream(journal)
+
+    async def scenario() -> None:
+        async with committer.lock:
+            pending[0] = 60
+            await committer.processed(stream, [1])
+            assert journal.steps == []
+            pending[0] = 120
+            await committer.processed(stream, [2])
+
+    asyncio.run(scenario())
+    assert journal.steps == ["flush", "state", "ack 1", "ack 2"]

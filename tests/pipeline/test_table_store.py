@@ -89,3 +89,16 @@ def test_scan_hides_the_commit_records() -> None:
     store.commit({3: {"x": 1}})
     assert list(store.scan()) == ["a"]
     assert TableStore(recovered(table.log, 3)).restore(3) == {"x": 1}
+
+
+def test_largest_commit_is_the_biggest_partitions_pending_bytes() -> None:
+    store = TableStore(FakeTable())
+    assert store.largest_commit() == 0
+    store.put(0, "a", 1, b"x" * 10)
+    store.put(0, "a", 2, b"x" * 4)  # replaces the first write
+    store.put(0, "b", 3, b"x" * 3)
+    store.put(1, "c", 4, b"x" * 5)
+    store.delete(1, "d")
+    assert store.largest_commit() == 7
+    store.commit()
+    assert store.largest_commit() == 0
