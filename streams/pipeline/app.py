@@ -131,8 +131,8 @@ def _table(name: str, **options: Any) -> faust.Table:
 
 
 interaction_table = _table("interactions")
-# A board or customers commit is one record (see TableStore.commit): give it
-# room, and commit before it outgrows it (COMMIT_RECORD_BYTES).
+# A board or customers commit record (see TableStore.commit) holds up to
+# PART_BYTES of writes and at least one: room for a large one.
 customer_table = _table(
     "customers", extra_topic_configs={"max.message.bytes": str(MAX_RECORD_BYTES)}
 )
@@ -365,8 +365,7 @@ interaction_commits = Committer(
     _flush_producer, _state(interaction_store.commit, interaction_changelog), COMMIT_INTERVAL_S
 )
 COMMIT_RECORD_BYTES = MAX_RECORD_BYTES // 4
-"""A stage commits early once a partition's pending writes reach this: the
-batch that pushed it there is at most a few MiB more."""
+"""A stage commits early once a partition's pending writes reach this."""
 customer_commits = Committer(
     _flush_producer,
     _state(lambda: customer_store.commit(customer_stage.marks()), customer_changelog),

@@ -16,9 +16,9 @@ behind the outputs: the batches are read again, and what they send again
 carries the same positions (sender, offset, index) and is dropped downstream
 (README, "Guarantees").
 
-A stage also commits as soon as its pending state is `full`: a commit record
-holds a partition's writes (streams.pipeline.table_store), and must stay
-within Kafka's largest message however fast the stage goes.
+A stage also commits as soon as its pending state is `full`, so that a commit
+(a partition's writes, streams.pipeline.table_store) stays a few MiB however
+fast the stage goes.
 """
 
 from __future__ import annotations

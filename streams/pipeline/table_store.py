@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, MutableMapping
 from typing import Any, Protocol
@@ -10,6 +11,10 @@ import orjson
 
 MARK = "\x00commit|"
 """Key prefix of a partition's last commit record in a table (never a stage key)."""
+PART_BYTES = 512 * 1024
+"""A commit's writes beyond this go into part records, each within Kafka's
+default largest message (1 MiB): a replay can change every board bucket in
+one commit."""
 
 
 class Changelogged(Protocol):
@@ -32,11 +37,17 @@ class TableStore:
     first writes one record holding the partition's writes and its mark, then
     the writes themselves. A partition's changelog keeps the order of what was
     sent, so after a crash either that record is missing (and so are the writes
-    after it) or `restore` finds it and completes the writes the crash cut off."""
+    after it) or `restore` finds it and completes the writes the crash cut off.
+    A commit larger than `part_bytes` puts its writes in part records under
+    keys of its own, written before the record that names them; the previous
+    commit's parts are deleted after it."""
 
-    def __init__(self, table: Changelogged) -> None:
+    def __init__(self, table: Changelogged, part_bytes: int = PART_BYTES) -> None:
         self.table = table
+        self.part_bytes = part_bytes
         self.pending: dict[int, dict[str, bytes | None]] = defaultdict(dict)
+        self.parts: dict[int, list[str]] = {}
+        """Per partition, the part keys of its last commit."""
 
     def get(self, key: str) -> Any:
         return self.table.data.get(key)
@@ -64,28 +75,53 @@ class TableStore:
         for partition in sorted(set(pending) | set(marks or ())):
             writes = pending.get(partition, {})
             if marks is not None and partition in marks:
-                record = orjson.dumps(
-                    {
-                        "mark": marks[partition],
-                        "w": [
-                            [key, None if wire is None else orjson.Fragment(wire)]
-                            for key, wire in writes.items()
-                        ],
-                    }
-                )
-                self.table.data[f"{MARK}{partition}"] = record
-                self.table.send_changelog(partition, f"{MARK}{partition}", record)
+                self._commit_record(partition, marks[partition], writes)
             for key, wire in writes.items():
                 if wire is None:
                     self.table.send_changelog(partition, key, None, value_serializer="raw")
                 else:
                     self.table.send_changelog(partition, key, wire)
 
+    def _commit_record(self, partition: int, mark: Any, writes: dict[str, bytes | None]) -> None:
+        chunks: list[list[Any]] = [[]]
+        size = 0
+        for key, wire in writes.items():
+            if size >= self.part_bytes:
+                chunks.append([])
+                size = 0
+            chunks[-1].append([key, None if wire is None else orjson.Fragment(wire)])
+            size += len(key) + len(wire or b"")
+        record: dict[str, Any] = {"mark": mark, "w": chunks[0]}
+        old_parts, parts = self.parts.get(partition, []), []
+        if len(chunks) > 1:
+            commit_id = uuid.uuid4().hex
+            for n, chunk in enumerate(chunks):
+                part = f"{MARK}{partition}|{commit_id}|{n}"
+                self._send(partition, part, orjson.dumps({"w": chunk}))
+                parts.append(part)
+            record = {"mark": mark, "parts": parts}
+        self._send(partition, f"{MARK}{partition}", orjson.dumps(record))
+        self.parts[partition] = parts
+        for part in old_parts:
+            self.table.data.pop(part, None)
+            self.table.send_changelog(partition, part, None, value_serializer="raw")
+
+    def _send(self, partition: int, key: str, record: bytes) -> None:
+        self.table.data[key] = record
+        self.table.send_changelog(partition, key, record)
+
     def restore(self, partition: int) -> Any:
         record = self.table.data.get(f"{MARK}{partition}")
         if record is None:
             return None
         commit = orjson.loads(record)
+        self.parts[partition] = commit.get("parts", [])
+        if self.parts[partition]:
+            commit["w"] = [
+                write
+                for part in self.parts[partition]
+                for write in orjson.loads(self.table.data[part])["w"]
+            ]
         for key, wire in commit["w"]:
             if wire is None:
                 self.table.data.pop(key, None)

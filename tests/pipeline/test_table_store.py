@@ -44,10 +44,13 @@ commits = st.lists(st.tuples(writes, st.integers(0, 1)), min_size=1, max_size=6)
 
 
 @settings(max_examples=300, deadline=None)
-@given(commits)
-def test_every_cut_restores_one_whole_commit(plan: list[tuple[dict[str, int | None], int]]) -> None:
+@given(commits, st.sampled_from([1, 4, 1 << 20]))
+def test_every_cut_restores_one_whole_commit(
+    plan: list[tuple[dict[str, int | None], int]], part_bytes: int
+) -> None:
+    """With commits in one record, and in parts (a part per write or two)."""
     table = FakeTable()
-    store = TableStore(table)
+    store = TableStore(table, part_bytes)
     states: list[tuple[dict[str, bytes], Any]] = [({}, None)]
     state: dict[str, bytes] = {}
     for number, (changes, partition) in enumerate(plan):
@@ -102,3 +105,22 @@ def test_largest_commit_is_the_biggest_partitions_pending_bytes() -> None:
     assert store.largest_commit() == 7
     store.commit()
     assert store.largest_commit() == 0
+
+
+def test_parts_of_replaced_commits_are_deleted_before_and_after_a_restart() -> None:
+    table = FakeTable()
+    store = TableStore(table, part_bytes=1)
+    for n in range(3):
+        store.put(0, "a", n, str(n).encode())
+        store.put(0, "b", n, str(n).encode())
+        store.commit({0: n})
+    parts = [key for key in table.data if key.startswith(f"{MARK}0|")]
+    assert len(parts) == 2, "the last commit's two parts only"
+    after_crash = recovered(table.log, 0)
+    restarted = TableStore(after_crash, part_bytes=1)
+    assert restarted.restore(0) == 2
+    restarted.put(0, "a", 9, b"9")
+    restarted.commit({0: 3})
+    left = recovered([*table.log, *after_crash.log], 0)
+    assert [key for key in left.data if key.startswith(f"{MARK}0|")] == []
+    assert TableStore(left).restore(0) == 3 and left.data["a"] == b"9" and left.data["b"] == b"2"
