@@ -309,7 +309,7 @@ async def _send_interactions(out: Outbox) -> None:
     every ingest's progress (report_live)."""
     for partition, items in out.interactions.items():
         for start in range(0, len(items), BATCH_ITEMS):
-            body = {"wm": None, "e": items[start : start + BATCH_ITEMS]}
+            body = {"e": items[start : start + BATCH_ITEMS]}
             await by_interaction.send(value=orjson.dumps(body), partition=partition)
     await _send_deadletters(out.deadletters)
 

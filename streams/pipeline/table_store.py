@@ -46,6 +46,8 @@ class TableStore:
         self.table = table
         self.part_bytes = part_bytes
         self.pending: dict[int, dict[str, bytes | None]] = defaultdict(dict)
+        self.pending_bytes: dict[int, int] = defaultdict(int)
+        """Per partition, the bytes of `pending`: asked after every batch."""
         self.parts: dict[int, list[str]] = {}
         """Per partition, the part keys of its last commit."""
 
@@ -54,31 +56,34 @@ class TableStore:
 
     def put(self, partition: int, key: str, value: Any, wire: bytes) -> None:
         self.table.data[key] = value
-        self.pending[partition][key] = wire
+        self._pend(partition, key, wire)
 
     def delete(self, partition: int, key: str) -> None:
         self.table.data.pop(key, None)
-        self.pending[partition][key] = None
+        self._pend(partition, key, None)
+
+    def _pend(self, partition: int, key: str, wire: bytes | None) -> None:
+        writes = self.pending[partition]
+        self.pending_bytes[partition] += len(wire or b"") - len(writes.get(key) or b"")
+        writes[key] = wire
 
     def scan(self) -> Iterable[str]:
         return [key for key in self.table.data if not key.startswith(MARK)]
 
     def largest_commit(self) -> int:
         """Bytes of the largest partition's writes waiting for the next commit."""
-        return max(
-            (sum(len(w or b"") for w in writes.values()) for writes in self.pending.values()),
-            default=0,
-        )
+        return max(self.pending_bytes.values(), default=0)
 
     def commit(self, marks: dict[int, Any] | None = None) -> None:
         pending, self.pending = self.pending, defaultdict(dict)
+        self.pending_bytes.clear()
         for partition in sorted(set(pending) | set(marks or ())):
             writes = pending.get(partition, {})
             if marks is not None and partition in marks:
                 self._commit_record(partition, marks[partition], writes)
             for key, wire in writes.items():
                 if wire is None:
-                    self.table.send_changelog(partition, key, None, value_serializer="raw")
+                    self._tombstone(partition, key)
                 else:
                     self.table.send_changelog(partition, key, wire)
 
@@ -104,11 +109,14 @@ class TableStore:
         self.parts[partition] = parts
         for part in old_parts:
             self.table.data.pop(part, None)
-            self.table.send_changelog(partition, part, None, value_serializer="raw")
+            self._tombstone(partition, part)
 
     def _send(self, partition: int, key: str, record: bytes) -> None:
         self.table.data[key] = record
         self.table.send_changelog(partition, key, record)
+
+    def _tombstone(self, partition: int, key: str) -> None:
+        self.table.send_changelog(partition, key, None, value_serializer="raw")
 
     def restore(self, partition: int) -> Any:
         record = self.table.data.get(f"{MARK}{partition}")
