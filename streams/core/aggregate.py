@@ -70,6 +70,16 @@ HANDLE: Final = 102
 RESOLUTION: Final = 103
 CES: Final = 104
 
+CODE_NAMES: Final = {
+    **dict(enumerate(COUNTS)),
+    FRT: "first_response",
+    NEXT_RESPONSE: "next_response",
+    HANDLE: "handle",
+    RESOLUTION: "resolution",
+    CES: "ces",
+}
+"""What each contribution code measures, for labels and messages."""
+
 _FRT_SUM: Final = _SUM_BASE + SUMS.index("frt_ms_sum")
 _NR_COUNT: Final = _SUM_BASE + SUMS.index("next_response_count")
 _NR_SUM: Final = _SUM_BASE + SUMS.index("next_response_ms_sum")

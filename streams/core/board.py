@@ -8,16 +8,22 @@ buckets changed (to write them to the changelog) and asks it for records.
 Settled totals: a bucket older than the allowed lateness can no longer change,
 so it is folded into a per-key cumulative aggregate. Those totals only grow,
 which is what Prometheus counters need.
+
+Each channel has its own clock. A worker that takes over a channel (its
+partition moved here) still has that channel's deltas to read, from where the
+previous owner stopped; carried to the clock of the channels it read all along,
+it would settle buckets those deltas still change.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from streams.config import ALL, NO_NETWORK, SlaTable
-from streams.core.aggregate import Aggregate
+from streams.core.aggregate import CODE_NAMES, Aggregate
 from streams.core.contribution import Key
 from streams.core.record import Live, build, record_key
 from streams.core.window import RollingWindow
@@ -48,7 +54,12 @@ class KeyState:
 
 class Board:
     def __init__(
-        self, windows_ms: Iterable[int], buckets: int, lateness_ms: int, sla: SlaTable
+        self,
+        windows_ms: Iterable[int],
+        buckets: int,
+        lateness_ms: int,
+        sla: SlaTable,
+        dropped: Counter[tuple[str, str]] | None = None,
     ) -> None:
         self.windows_ms = tuple(sorted(windows_ms))
         self.buckets = buckets
@@ -61,10 +72,14 @@ class Board:
         self.settle_span = spans * step
         self.keys: dict[Key, KeyState] = {}
         self.live: dict[Hashable, dict[Key, Live]] = {}
-        self.clock_ms: int | None = None
+        self.clocks: dict[str, int] = {}
+        """Per channel: the time its windows were last moved to."""
         self.dirty: set[BucketId] = set()
         self.removed: set[BucketId] = set()
         self.settled_dirty: set[Key] = set()
+        self.dropped: Counter[tuple[str, str]] = dropped if dropped is not None else Counter()
+        """Retractions that came after their bucket had settled, by (channel,
+        what they retracted): the settled totals still include what they took back."""
 
     def _rings(self) -> dict[int, RollingWindow]:
         rings = {span: RollingWindow(span, span // self.buckets) for span in self.windows_ms}
@@ -75,8 +90,9 @@ class Board:
         state = self.keys.get(key)
         if state is None:
             state = self.keys[key] = KeyState(self._rings())
-            if self.clock_ms is not None:
-                self._advance_key(key, state, self.clock_ms)
+            clock = self.clocks.get(key[0])
+            if clock is not None:
+                self._advance_key(key, state, clock)
         return state
 
     def _advance_key(self, key: Key, state: KeyState, clock_ms: int) -> None:
@@ -94,21 +110,34 @@ class Board:
             index = ring.add(ts, code, value, weight)
             if index is not None:
                 self.dirty.add((key, ring_id, index))
-            elif ring_id == SETTLE and weight > 0:
+            elif ring_id == SETTLE:
                 # Later than the settling margin: count it straight into the
-                # settled totals rather than lose it (retractions this late are
-                # dropped so that the totals never go down).
-                state = self.keys[key]
-                state.settled.apply(code, value, weight)
-                self.settled_dirty.add(key)
+                # settled totals rather than lose it. Retractions this late are
+                # dropped so that the totals never go down, and counted.
+                if weight > 0:
+                    self.keys[key].settled.apply(code, value, weight)
+                    self.settled_dirty.add(key)
+                else:
+                    self.dropped[(key[0], CODE_NAMES[code])] -= weight
 
-    def advance(self, clock_ms: int) -> None:
-        """Move every window to `clock_ms`; never backwards."""
-        if self.clock_ms is not None and clock_ms <= self.clock_ms:
-            return
-        self.clock_ms = clock_ms
-        for key, state in self.keys.items():
-            self._advance_key(key, state, clock_ms)
+    @property
+    def clock_ms(self) -> int | None:
+        """The clock of the channel furthest behind: every bucket before it is
+        final; None before any channel has a clock."""
+        return min(self.clocks.values(), default=None)
+
+    def advance(self, clock_ms: int, channels: Iterable[str]) -> None:
+        """Move the windows of `channels` to `clock_ms`; never backwards."""
+        moved = set()
+        for channel in channels:
+            current = self.clocks.get(channel)
+            if current is None or clock_ms > current:
+                self.clocks[channel] = clock_ms
+                moved.add(channel)
+        if moved:
+            for key, state in self.keys.items():
+                if key[0] in moved:
+                    self._advance_key(key, state, clock_ms)
 
     def set_live(self, source: Hashable, gauges: dict[Key, Live]) -> None:
         """Replace the queue gauges last reported by one source."""
@@ -132,8 +161,9 @@ class Board:
             else:
                 self.removed.add((key, ring_id, index))
         self.keys[key] = state
-        if self.clock_ms is not None:
-            self._advance_key(key, state, self.clock_ms)
+        clock = self.clocks.get(key[0])
+        if clock is not None:
+            self._advance_key(key, state, clock)
 
     def bucket(self, bucket_id: BucketId) -> Aggregate:
         key, ring_id, index = bucket_id
@@ -147,7 +177,9 @@ class Board:
         return changes
 
     def forget_channel(self, channel: str) -> None:
-        """Drop every key of a channel (its partition moved to another worker)."""
+        """Drop every key of a channel, and its clock (its partition moved to
+        another worker)."""
+        self.clocks.pop(channel, None)
         for key in [k for k in self.keys if k[0] == channel]:
             del self.keys[key]
         self.dirty = {b for b in self.dirty if b[0][0] != channel}
@@ -171,17 +203,17 @@ class Board:
                 yield key, state.settled
 
     def records(self, window_labels: dict[int, str]) -> list[dict[str, Any]]:
-        """One record per key and window, plus the roll-ups, at the board's clock."""
-        if self.clock_ms is None:
-            return []
-        clock = self.clock_ms
+        """One record per key and window, plus the roll-ups, at each channel's
+        clock (none for a channel without one yet)."""
         live = self.live_by_key()
-        leaves = {key for key, state in self.keys.items() if state.has_data()} | set(live)
+        leaves = {
+            key
+            for key in {key for key, state in self.keys.items() if state.has_data()} | set(live)
+            if key[0] in self.clocks
+        }
         out: list[dict[str, Any]] = []
         for span in self.windows_ms:
             step = span // self.buckets
-            hi = clock // step
-            bounds = ((hi - self.buckets + 1) * step, (hi + 1) * step)
             groups: dict[Key, tuple[Aggregate, Live]] = {}
             for key in leaves:
                 state = self.keys.get(key)
@@ -195,13 +227,15 @@ class Board:
                     else:
                         groups[group] = (agg.copy(), key_live)
             for (channel, queue, network), (agg, key_live) in groups.items():
+                clock = self.clocks[channel]
+                hi = clock // step
                 out.append(
                     build(
                         channel=channel,
                         queue=queue,
                         network=network,
                         window=window_labels[span],
-                        bounds_ms=bounds,
+                        bounds_ms=((hi - self.buckets + 1) * step, (hi + 1) * step),
                         agg=agg,
                         live=key_live,
                         clock_ms=clock,

@@ -136,6 +136,8 @@ class Stats:
     expired: Counter[str] = field(default_factory=Counter)
     redelivered: Counter[str] = field(default_factory=Counter)
     """Delta messages the board had applied already, by sending stage."""
+    dropped_retractions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Retractions that reached the board after their bucket settled (see Board)."""
 
 
 # --- ingest -----------------------------------------------------------------
@@ -643,7 +645,11 @@ class BoardStage:
         self.store = store
         self.partitions = settings.internal_partitions
         self.board = Board(
-            settings.windows_ms, settings.window_buckets, settings.lateness_ms, settings.sla
+            settings.windows_ms,
+            settings.window_buckets,
+            settings.lateness_ms,
+            settings.sla,
+            dropped=self.stats.dropped_retractions,
         )
         self.labels = {span: settings.window_label(span) for span in settings.windows_ms}
         self.watermark = Watermark(settings.idle_timeout_ms)
@@ -656,14 +662,13 @@ class BoardStage:
         delta sent again after a crash or a rebalance is recognised and not
         counted twice."""
         self.marked: set[int] = set()
+        self.channels_of: dict[int, list[str]] = {}
+        """The channels each partition holds (the partitions missing hold none)."""
+        for channel in (*CHANNELS, UNKNOWN):
+            self.channels_of.setdefault(self.partition_of(channel), []).append(channel)
 
     def partition_of(self, channel: str) -> int:
         return partition_for(channel, self.partitions)
-
-    @property
-    def channel_partitions(self) -> set[int]:
-        """The partitions that hold a channel (the others receive nothing)."""
-        return {self.partition_of(c) for c in (*CHANNELS, UNKNOWN)}
 
     def label(self, key: Key) -> Key:
         """The key a contribution or gauge of `key` counts under: queue and network
@@ -743,24 +748,35 @@ class BoardStage:
         if self.senders:
             self.upstream.setdefault(partition, SenderClocks(self.senders)).report(sender, clock_ms)
 
-    def clock(self, wall_ms: int) -> int | None:
+    def clocks(self, wall_ms: int) -> dict[int, int]:
+        """The clock of each partition that holds channels: wall time, or the
+        watermark held back by the lowest clock its senders reported on that
+        partition (none until every sender has). With senders, only the owned
+        partitions; without (one process, no partitions to share), all."""
         if self.settings.clock == "wall":
-            return wall_ms
-        clock = self.watermark.value(wall_ms)
-        if clock is None or not self.senders:
-            return clock
-        for partition in self.owned & self.channel_partitions:
-            upstream = self.upstream.setdefault(partition, SenderClocks(self.senders)).value()
-            if upstream is None:
-                return None
-            clock = min(clock, upstream)
-        return clock
+            base: int | None = wall_ms
+        else:
+            base = self.watermark.value(wall_ms)
+        if base is None:
+            return {}
+        if not self.senders:
+            return dict.fromkeys(self.channels_of, base)
+        clocks = {}
+        for partition in self.owned & set(self.channels_of):
+            clock = base
+            if self.settings.clock == "event":
+                upstream = self.upstream.setdefault(partition, SenderClocks(self.senders))
+                value = upstream.value()
+                if value is None:
+                    continue
+                clock = min(clock, value)
+            clocks[partition] = clock
+        return clocks
 
     def tick(self, wall_ms: int) -> int | None:
-        clock = self.clock(wall_ms)
-        if clock is None:
-            return None
-        self.board.advance(clock)
+        """Move each partition's channels to its clock; returns the board's clock."""
+        for partition, clock in self.clocks(wall_ms).items():
+            self.board.advance(clock, self.channels_of[partition])
         return self.board.clock_ms
 
     def flush(self) -> None:

@@ -255,6 +255,13 @@ class KpiCollector(Collector):
                 stats.redelivered,
             ),
             _counter(
+                "cc_dropped_retractions",
+                "Corrections that came after the totals they would lower had settled "
+                "(later than the allowed lateness); those totals keep the earlier count.",
+                ("channel", "measure"),
+                stats.dropped_retractions,
+            ),
+            _counter(
                 "cc_duplicate_events",
                 "Events whose event_id was already seen.",
                 ("channel",),

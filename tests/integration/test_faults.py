@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ Message = tuple[str, bytes | None, bytes]
 PROCESS_LOCAL = (
     "cc_events",
     "cc_deadletter",
+    "cc_dropped_retractions",
     "cc_duplicate",
     "cc_late",
     "cc_unknown_interaction",
@@ -131,13 +132,27 @@ def settled_outputs(deployment: Deployment, facts: naive.Facts, timeout: float =
     return Outputs(redis, kpis, wait_for(metrics_stable, 30, "/metrics to settle"))
 
 
-def assert_same(run: Outputs, reference: Outputs) -> None:
+def assert_same(run: Outputs, reference: Outputs, workers: Sequence[Worker] = ()) -> None:
+    """`workers`: the live ones, whose process-local counters (late events,
+    redeliveries, dropped corrections) a failure message shows."""
     for name in ("redis", "kpis", "metrics"):
         got, want = getattr(run, name), getattr(reference, name)
         differing = sorted((k for k in set(got) | set(want) if got.get(k) != want.get(k)), key=str)
-        assert not differing, f"{name}: {len(differing)} differ from the undisturbed run:\n" + (
-            "\n".join(f"{k}: {_diff(got.get(k), want.get(k))}" for k in differing[:8])
+        assert not differing, (
+            f"{name}: {len(differing)} differ from the undisturbed run:\n"
+            + ("\n".join(f"{k}: {_diff(got.get(k), want.get(k))}" for k in differing[:8]))
+            + "".join(f"\n{w.log.name}: {process_local(w)}" for w in workers)
         )
+
+
+def process_local(worker: Worker) -> dict[str, float]:
+    if worker.process is None or worker.process.poll() is not None:
+        return {}
+    totals: dict[str, float] = defaultdict(float)
+    for (name, labels), value in worker.samples().items():
+        if name.startswith(("cc_late", "cc_redelivered", "cc_dropped", "cc_duplicate")):
+            totals[name + str(dict(labels))] += value
+    return dict(totals)
 
 
 def _diff(got: Any, want: Any) -> str:
@@ -224,7 +239,7 @@ def test_kill_9_mid_stream_then_restart(new_deployment, stream, facts, reference
     wait_for(lambda: consumed([worker]) >= 0.4 * len(stream), 120, "40% of the stream")
     kill(worker)
     deployment.start_worker()
-    assert_same(settled_outputs(deployment, facts), reference)
+    assert_same(settled_outputs(deployment, facts), reference, deployment.workers)
 
 
 @pytest.mark.xfail(
@@ -242,10 +257,10 @@ def test_kill_9_one_of_two_workers(new_deployment, stream, facts, reference) -> 
     # The survivor takes over the dead worker's partitions once the group
     # coordinator gives up on it, and finishes the stream alone.
     survivor = settled_outputs(deployment, facts)
-    assert_same(survivor, reference)
+    assert_same(survivor, reference, deployment.workers)
     deployment.start_worker()
     time.sleep(5)  # the rejoin rebalances the partitions again
-    assert_same(settled_outputs(deployment, facts), reference)
+    assert_same(settled_outputs(deployment, facts), reference, deployment.workers)
 
 
 def test_broker_down_for_30s_mid_stream(
@@ -262,7 +277,7 @@ def test_broker_down_for_30s_mid_stream(
     services("kafka", "start")
     deployment.produce(messages[half:])
     assert worker.process is not None and worker.process.poll() is None, "the worker died"
-    assert_same(settled_outputs(deployment, facts), reference)
+    assert_same(settled_outputs(deployment, facts), reference, deployment.workers)
 
 
 def test_redis_down_for_30s_mid_stream(
@@ -289,7 +304,7 @@ def test_redis_down_for_30s_mid_stream(
     wait_for(lambda: consumed([worker]) >= len(stream), 60, "the whole stream to be consumed")
     time.sleep(max(0, 30 - 20))
     services("redis", "start")
-    assert_same(settled_outputs(deployment, facts), reference)
+    assert_same(settled_outputs(deployment, facts), reference, deployment.workers)
     assert worker.samples().get(("cc_redis_up", ())) == 1
 
 
@@ -323,7 +338,7 @@ def test_producer_retries_duplicates_and_late_copies(
     messages, too_late = redelivered(encoded(stream))
     worker = deployment.start_worker()
     deployment.produce(messages)
-    assert_same(settled_outputs(deployment, facts), reference)
+    assert_same(settled_outputs(deployment, facts), reference, deployment.workers)
     samples = worker.samples()
     duplicates = sum(v for (n, _), v in samples.items() if n == "cc_duplicate_events_total")
     late = sum(v for (n, _), v in samples.items() if n == "cc_late_events_total")

@@ -23,7 +23,7 @@ def deltas(sender: str, offset: int, index: int, weight: int = 1) -> dict[str, A
 
 
 def started(board: BoardStage) -> int:
-    board.board.advance(T0 + 1_000)
+    board.board.advance(T0 + 1_000, ["call"])
     records = board.board.records(board.labels)
     return max(r["counts"]["started"] for r in records if r["queue"] == "support")
 

@@ -1,0 +1,87 @@
+"""A worker taking over a channel's partition reads that channel's backlog from
+where the previous owner stopped. The channels it read all along may be hours
+of event time ahead (a backfill): their clock must not settle the buckets the
+backlog still changes, or a correction in it (an FCR withdrawn by a repeat
+contact) would come too late and the totals would stay too high."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from streams.config import Settings
+from streams.core.aggregate import COUNT_INDEX, Aggregate
+from streams.pipeline.stages import BoardStage
+from tests.pipeline.harness import DictStore
+
+SETTINGS = replace(Settings(), clock="event")
+SENDERS = ["i0", "c0"]
+T0 = 1_767_225_600_000
+HOUR = 3_600_000
+FCR = COUNT_INDEX["resolved_first_contact"]
+
+
+def progress(ts: int) -> dict[str, Any]:
+    return {"progress": [["cc.events", 0, ts, 0, False]]}
+
+
+def fcr(sender: str, offset: int, weight: int) -> dict[str, Any]:
+    """A delta of one first-contact resolution of a chat at T0."""
+    return {"d": [[sender, offset, 0, [["chat", "billing", "-", T0, FCR, 1, weight]]]]}
+
+
+def heard(sender: str, clock: int) -> dict[str, Any]:
+    return {"clock": sender, "wm": clock}
+
+
+def settled_fcr(board: BoardStage) -> int:
+    totals = dict(board.board.settled())
+    return totals.get(("chat", "billing", "-"), Aggregate()).count("resolved_first_contact")
+
+
+def test_a_channel_taken_over_keeps_its_own_clock() -> None:
+    chat, call = (BoardStage(SETTINGS, DictStore()).partition_of(c) for c in ("chat", "call"))
+    assert chat != call, "the two channels must live on different partitions"
+
+    # The previous owner of chat's partition applied the FCR, then died.
+    dead = BoardStage(SETTINGS, DictStore(), senders=SENDERS)
+    dead.adopt(chat)
+    dead.process(progress(T0), T0, chat)
+    dead.process(fcr("i0", 1, +1), T0, chat)
+    dead.flush()
+
+    # The survivor read call's partition all along: its clock is hours ahead.
+    survivor = BoardStage(SETTINGS, dead.store.replayed(), senders=SENDERS)
+    survivor.adopt(call)
+    survivor.process(progress(T0 + 3 * HOUR), T0, call)
+    for sender in SENDERS:
+        survivor.process(heard(sender, T0 + 3 * HOUR), T0, call)
+    assert survivor.tick(T0) == T0 + 3 * HOUR
+
+    # It takes chat over; the backlog there withdraws the FCR, then catches up.
+    survivor.adopt(chat)
+    survivor.tick(T0)
+    survivor.process(fcr("c0", 5, -1), T0, chat)
+    for sender in SENDERS:
+        survivor.process(heard(sender, T0 + 3 * HOUR), T0, chat)
+    survivor.tick(T0)
+
+    assert settled_fcr(survivor) == 0
+    assert not survivor.stats.dropped_retractions
+    assert survivor.board.clocks["chat"] == survivor.board.clocks["call"] == T0 + 3 * HOUR
+
+
+def test_each_channel_is_reported_at_its_own_clock() -> None:
+    board = BoardStage(SETTINGS, DictStore(), senders=SENDERS)
+    chat, call = board.partition_of("chat"), board.partition_of("call")
+    board.process(progress(T0 + 2 * HOUR), T0, chat)
+    for partition, clock in ((chat, T0 + HOUR), (call, T0)):
+        board.adopt(partition)
+        for sender in SENDERS:
+            board.process(heard(sender, clock), T0, partition)
+    board.process(fcr("i0", 1, +1), T0, chat)
+    board.process({"d": [["i0", 1, 0, [["call", "billing", "-", T0, FCR, 1, 1]]]]}, T0, call)
+    assert board.tick(T0) == T0, "the board's clock: the channel furthest behind"
+    ends = {(r["channel"], r["window"]): r["window_end"] for r in board.board.records(board.labels)}
+    for window in ("5m", "1h"):
+        assert ends[("chat", window)] > ends[("call", window)]
