@@ -636,11 +636,6 @@ async def expire() -> None:
         return
     _sync()
     wall = now_ms()
-    if settings.clock == "event" and ingest_stage.catching_up(_input_lag()):
-        # A partition's clock can run ahead of events still to come from a
-        # lagging input; an interaction forgotten too early would come back as
-        # a new one when they do.
-        return
     async with interaction_commits.lock:
         for partition in sorted(owned.get(by_interaction.get_topic_name(), ())):
             interaction_stage.expire(partition, wall)

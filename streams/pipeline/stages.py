@@ -47,9 +47,6 @@ from streams.pipeline.wire import (
 
 log = logging.getLogger(__name__)
 
-BACKLOG = 1000
-"""Unread messages from which an input partition counts as catching up."""
-
 PROCESSING_ERROR = "processing_error"
 """Dead-letter reason of a valid event the KPI code failed on (a bug, not bad input)."""
 
@@ -227,13 +224,6 @@ class Ingest:
 
     def forget(self, topic: str, partition: int) -> None:
         self.watermark.forget((topic, partition))
-
-    def catching_up(self, lag: dict[tuple[str, int], int]) -> bool:
-        """Whether an input partition is a backlog behind (more than a batch of
-        unread messages) or has not delivered since it was assigned: events far
-        older than the stages' clocks may still come (a dead worker's backlog),
-        so nothing may be forgotten yet."""
-        return bool(self.watermark.pending()) or any(n > BACKLOG for n in lag.values())
 
 
 def _dead_letters(

@@ -59,14 +59,3 @@ def test_a_partition_with_a_backlog_holds_the_watermark() -> None:
     assert ingest.clock(10 * SETTINGS.idle_timeout_ms) == T0
     progress = {(t, p): (ts, behind) for t, p, ts, _idle, behind in ingest.progress(0)}
     assert progress[("cc.calls", 1)] == (None, True)
-
-
-def test_catching_up_while_a_partition_is_unread_or_a_backlog_behind() -> None:
-    ingest = Ingest(SETTINGS, Stats())
-    ingest.process([("cc.calls", 0, 0, started(1, T0))], 0, Outbox())
-    assert not ingest.catching_up({("cc.calls", 0): 10})
-    assert ingest.catching_up({("cc.calls", 0): 5_000})
-    ingest.assigned(("cc.calls", 1), 0)
-    assert ingest.catching_up({})
-    ingest.process([("cc.calls", 1, 0, started(2, T0))], 1, Outbox())
-    assert not ingest.catching_up({})
