@@ -764,9 +764,16 @@ class BoardStage:
         return clocks
 
     def tick(self, wall_ms: int) -> int | None:
-        """Move each partition's channels to its clock; returns the board's clock."""
-        for partition, clock in self.clocks(wall_ms).items():
+        """Move each partition's channels to its clock. Returns the board's clock
+        once every partition it holds has one, else None: a snapshot waits for
+        that, or a channel taken over and not yet clocked would vanish from
+        Redis and cc.kpis until it is."""
+        clocks = self.clocks(wall_ms)
+        for partition, clock in clocks.items():
             self.board.advance(clock, self.channels_of[partition])
+        held = self.owned if self.senders else set(self.channels_of)
+        if not (held & set(self.channels_of)) <= set(clocks):
+            return None
         return self.board.clock_ms
 
     def flush(self) -> None:

@@ -85,3 +85,19 @@ def test_each_channel_is_reported_at_its_own_clock() -> None:
     ends = {(r["channel"], r["window"]): r["window_end"] for r in board.board.records(board.labels)}
     for window in ("5m", "1h"):
         assert ends[("chat", window)] > ends[("call", window)]
+
+
+def test_no_snapshot_clock_while_a_partition_held_has_none() -> None:
+    """Its channels would vanish from Redis and cc.kpis for a snapshot or two."""
+    board = BoardStage(SETTINGS, DictStore(), senders=SENDERS)
+    chat, call = board.partition_of("chat"), board.partition_of("call")
+    board.process(progress(T0), T0, chat)
+    board.adopt(chat)
+    board.adopt(call)
+    for sender in SENDERS:
+        board.process(heard(sender, T0), T0, chat)
+    assert board.tick(T0) is None
+    assert board.board.clocks["chat"] == T0, "chat's windows move on meanwhile"
+    for sender in SENDERS:
+        board.process(heard(sender, T0), T0, call)
+    assert board.tick(T0) == T0
