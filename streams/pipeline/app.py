@@ -31,6 +31,7 @@ from streams.core.board import key_of_record
 from streams.core.record import iso
 from streams.pipeline.changelog import BatchedChangelog
 from streams.pipeline.committer import Committer
+from streams.pipeline.continuity import Continuity, Verdict
 from streams.pipeline.outgoing import Outgoing
 from streams.pipeline.stages import (
     BoardStage,
@@ -200,6 +201,8 @@ async def _revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
     # A rebalance starts with a revocation (possibly of nothing); its recovery
     # can complete before the assignment signal goes out, so not that one.
     recovered["state"] = False
+    for tp in revoked or ():
+        continuity.forget(tp)
     # After a rebalance Faust reads each input partition again from its last
     # committed offset: messages read before it, whose work was not committed
     # (some were still in Faust's buffers and never processed), come again.
@@ -272,6 +275,45 @@ def _own(topic: str, partition: int) -> None:
     adopt(partition)
     held.add(partition)
     lost.discard((topic, partition))
+
+
+continuity = Continuity()
+"""Each input partition's next offset, for every stage (streams.pipeline.continuity)."""
+
+
+async def _in_order(batch: Any) -> list[Any]:
+    """The messages of a batch that follow on from what their partitions
+    delivered before; a partition with messages missing is sought back to the
+    first of them, and its messages after the gap come again. The others are
+    not acknowledged: their offsets stay uncommitted until they come again."""
+    kept = []
+    seeks: dict[TP, int] = {}
+    for event in batch:
+        message = event.message
+        tp = message.tp
+        if not continuity.known(tp):
+            # Faust resumed the partition at its committed offset: messages
+            # lost before the first one delivered are found too.
+            continuity.start(tp, app.consumer._committed_offset.get(tp))
+        verdict = continuity.check(tp, message.offset)
+        if verdict is Verdict.TAKE:
+            kept.append(event)
+        elif verdict is Verdict.SEEK:
+            expected = continuity.expected(tp)
+            assert expected is not None
+            seeks[tp] = expected
+            stats.input_gaps[tp.topic] += 1
+            log.warning(
+                "%s[%d]: offset %d came after %d; reading from %d again",
+                tp.topic,
+                tp.partition,
+                message.offset,
+                expected - 1,
+                expected,
+            )
+    if seeks:
+        await app.consumer.seek_wait(seeks)
+    return kept
 
 
 def _own_batch(topic: str, batch: Any) -> None:
@@ -390,8 +432,9 @@ COMMITTERS = (ingest_commits, interaction_commits, customer_commits, board_commi
 
 @app.agent(input_topic)
 async def ingest(stream: faust.StreamT) -> None:
-    async for batch in stream.noack_take(1000, within=0.05):
+    async for taken in stream.noack_take(1000, within=0.05):
         _sync()
+        batch = await _in_order(taken)
         wall = now_ms()
         async with ingest_commits.lock:
             ingest_stage.behind(_lagging(), wall)
@@ -408,8 +451,9 @@ async def ingest(stream: faust.StreamT) -> None:
 @app.agent(by_interaction)
 async def interactions(stream: faust.StreamT) -> None:
     topic = by_interaction.get_topic_name()
-    async for batch in stream.noack_take(200, within=0.05):
+    async for taken in stream.noack_take(200, within=0.05):
         _sync()
+        batch = await _in_order(taken)
         wall = now_ms()
         async with interaction_commits.lock:
             _own_batch(topic, batch)
@@ -428,8 +472,9 @@ async def interactions(stream: faust.StreamT) -> None:
 @app.agent(by_customer)
 async def customers(stream: faust.StreamT) -> None:
     topic = by_customer.get_topic_name()
-    async for batch in stream.noack_take(200, within=0.05):
+    async for taken in stream.noack_take(200, within=0.05):
         _sync()
+        batch = await _in_order(taken)
         wall = now_ms()
         async with customer_commits.lock:
             _own_batch(topic, batch)
@@ -448,8 +493,9 @@ async def customers(stream: faust.StreamT) -> None:
 @app.agent(kpi_deltas)
 async def board(stream: faust.StreamT) -> None:
     topic = kpi_deltas.get_topic_name()
-    async for batch in stream.noack_take(200, within=0.05):
+    async for taken in stream.noack_take(200, within=0.05):
         _sync()
+        batch = await _in_order(taken)
         wall = now_ms()
         async with board_commits.lock:
             _own_batch(topic, batch)

@@ -255,6 +255,13 @@ class KpiCollector(Collector):
                 stats.redelivered,
             ),
             _counter(
+                "cc_consumer_gaps",
+                "Times a stage found messages of a partition missing (lost by the "
+                "consumer around a rebalance) and read them again.",
+                ("topic",),
+                stats.input_gaps,
+            ),
+            _counter(
                 "cc_dropped_retractions",
                 "Corrections that came after the totals they would lower had settled "
                 "(later than the allowed lateness); those totals keep the earlier count.",

@@ -33,6 +33,7 @@ Message = tuple[str, bytes | None, bytes]
 
 PROCESS_LOCAL = (
     "cc_events",
+    "cc_consumer_gaps",
     "cc_deadletter",
     "cc_dropped_retractions",
     "cc_duplicate",
@@ -150,7 +151,9 @@ def process_local(worker: Worker) -> dict[str, float]:
         return {}
     totals: dict[str, float] = defaultdict(float)
     for (name, labels), value in worker.samples().items():
-        if name.startswith(("cc_late", "cc_redelivered", "cc_dropped", "cc_duplicate")):
+        if name.startswith(
+            ("cc_late", "cc_redelivered", "cc_dropped", "cc_duplicate", "cc_consumer_gaps")
+        ):
             totals[name + str(dict(labels))] += value
     return dict(totals)
 
