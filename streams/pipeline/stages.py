@@ -420,7 +420,9 @@ class Interactions:
                 continue
             latest, closed = interaction.last_activity(events)
             keep = self.settings.closed_retention_ms if closed else self.settings.open_ttl_ms
-            if latest < clock - keep:
+            # Plus the lateness: an event of the interaction that can still
+            # come (within the lateness) finds it, however late this runs.
+            if latest < clock - keep - self.settings.lateness_ms:
                 self.store.delete(partition, iid)
                 self.waiting.get(partition, {}).pop(iid, None)
                 gone += 1

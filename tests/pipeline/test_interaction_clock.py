@@ -57,3 +57,21 @@ def test_contacts_are_not_expired_past_a_dead_readers_backlog() -> None:
     assert stage.expire(partition, WALL + 10 * IDLE_MS) == 0
     stage.process(partition, progress("cc.calls", 0, T0 + 3 * DAY_MS, behind=False), Outbox(), WALL)
     assert stage.expire(partition, WALL + 10 * IDLE_MS) == 1
+
+
+def test_an_ended_interaction_is_kept_for_the_retention_plus_the_lateness() -> None:
+    """An event within the lateness (a retried copy, a reopen) still finds it."""
+    stage = Interactions(SETTINGS, DictStore(), Stats())
+    ingest = Ingest(SETTINGS, Stats())
+    contact = [item.event for item in Feed(seed=5, start_ms=T0, customers=10, gap_ms=1).contacts(1)]
+    out = Outbox()
+    ingest.process([("cc.calls", 0, n, orjson.dumps(e)) for n, e in enumerate(contact)], WALL, out)
+    (partition, items), *_ = out.interactions.items()
+    stage.process(partition, {"e": items}, Outbox(), WALL)
+    ended = max(e.ts for e in stage.events_of(contact[0]["interaction_id"]) or [])
+    retained = ended + SETTINGS.closed_retention_ms
+    stage.process(partition, progress("cc.calls", 0, retained + 60_000, False), Outbox(), WALL)
+    assert stage.expire(partition, WALL) == 0
+    after = retained + SETTINGS.lateness_ms + 1
+    stage.process(partition, progress("cc.calls", 0, after, False), Outbox(), WALL)
+    assert stage.expire(partition, WALL) == 1
