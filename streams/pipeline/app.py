@@ -278,16 +278,21 @@ def _own(topic: str, partition: int) -> None:
 
 
 continuity = Continuity()
-"""Each input partition's next offset, for every stage (streams.pipeline.continuity)."""
+"""Each partition's next offset, for every stage (streams.pipeline.continuity)."""
+INTERNAL_TOPICS = {
+    by_interaction.get_topic_name(),
+    by_customer.get_topic_name(),
+    kpi_deltas.get_topic_name(),
+}
+"""Written by the stages without transactions or compaction: no gaps of their own."""
+rewinding = asyncio.Lock()
 
 
 async def _in_order(batch: Any) -> list[Any]:
-    """The messages of a batch that follow on from what their partitions
-    delivered before; a partition with messages missing is sought back to the
-    first of them, and its messages after the gap come again. The others are
-    not acknowledged: their offsets stay uncommitted until they come again."""
+    """The messages of a batch up to the first that comes after missing ones;
+    then every partition is read again from its committed offset. The rest of
+    the batch is not acknowledged: it comes again."""
     kept = []
-    seeks: dict[TP, int] = {}
     for event in batch:
         message = event.message
         tp = message.tp
@@ -295,25 +300,43 @@ async def _in_order(batch: Any) -> list[Any]:
             # Faust resumed the partition at its committed offset: messages
             # lost before the first one delivered are found too.
             continuity.start(tp, app.consumer._committed_offset.get(tp))
-        verdict = continuity.check(tp, message.offset)
-        if verdict is Verdict.TAKE:
+        if continuity.check(tp, message.offset, tp.topic in INTERNAL_TOPICS) is Verdict.TAKE:
             kept.append(event)
-        elif verdict is Verdict.SEEK:
-            expected = continuity.expected(tp)
-            assert expected is not None
-            seeks[tp] = expected
-            stats.input_gaps[tp.topic] += 1
-            log.warning(
-                "%s[%d]: offset %d came after %d; reading from %d again",
-                tp.topic,
-                tp.partition,
-                message.offset,
-                expected - 1,
-                expected,
-            )
-    if seeks:
-        await app.consumer.seek_wait(seeks)
+            continue
+        stats.input_gaps[tp.topic] += 1
+        log.warning(
+            "%s[%d]: messages before offset %d did not arrive; reading every "
+            "partition again from its committed offset",
+            tp.topic,
+            tp.partition,
+            message.offset,
+        )
+        await _rewind()
+        break
     return kept
+
+
+async def _rewind() -> None:
+    """What Faust does after a rebalance: stop the flow, empty the stream
+    buffers, seek every partition to its committed offset, resume."""
+    if rewinding.locked():
+        return
+    async with rewinding:
+        consumer = app.consumer
+        changelogs = app.tables.changelog_topics
+        assignment = {tp for tp in consumer.assignment() if tp.topic not in changelogs}
+        consumer.stop_flow()
+        app.flow_control.suspend()
+        consumer.pause_partitions(assignment)
+        app.flow_control.clear()
+        try:
+            await consumer.perform_seek()
+        finally:
+            for tp in assignment:
+                continuity.start(tp, consumer._committed_offset.get(tp))
+            consumer.resume_partitions(assignment)
+            app.flow_control.resume()
+            consumer.resume_flow()
 
 
 def _own_batch(topic: str, batch: Any) -> None:

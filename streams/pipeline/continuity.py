@@ -1,82 +1,76 @@
 """Messages a stage never received: found by their offsets, and read again.
 
-Faust can lose fetched messages around a rebalance: its fetcher drops records
-of partitions it does not count as active yet, or stops yielding a fetched
-batch half way when the consumer generation changes, and its read position has
-moved past them by then (seen in the kill-one-of-two fault test: two messages
-of an interaction partition, one holding a contact's abandon, never reached
-the survivor). Nothing downstream could make up for them.
+Faust can lose fetched messages around a rebalance: it empties its stream
+buffers when it resumes after one, and its fetcher drops records of partitions
+it does not count as active yet; its read position has moved past them by
+then (seen in the kill-one-of-two fault test: two messages of an interaction
+partition, one holding a contact's abandon, never reached the survivor).
+Nothing downstream could make up for them.
 
-So every stage checks that each partition's offsets follow on. On a gap it
-seeks the partition back to the first missing offset and skips what comes
-before that offset does: messages already fetched past the gap come again
-after the seek, in order. A gap that is really in the log (a transaction
-marker or compaction in an input topic) shows itself when the messages after
-it come a second time: it is then accepted.
+So every stage checks that each partition's offsets follow on from its
+committed offset. On a gap the worker rewinds, as Faust does after a
+rebalance: every partition is read again from its committed offset (the
+stages recognise what they processed before), and the messages after the
+gap, never acknowledged, are not committed meanwhile.
+
+The internal topics are written without transactions or compaction, so their
+offsets have no gaps of their own: every message is checked. An input topic
+may have some (transaction markers, compaction): only its first message after
+an assignment or a rewind is checked against the committed offset (Faust's
+recovery is where it loses input). A gap met `REPEATS` times the same way is
+in the log, and is accepted.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Hashable
-from dataclasses import dataclass
 from enum import Enum
+
+REPEATS = 3
+"""Times a gap is met, the same way, before it counts as part of the log. (A
+message fetched before a rewind may come just after it: meeting a gap twice
+can be chance.)"""
 
 
 class Verdict(Enum):
     TAKE = "take"
-    SEEK = "seek"
-    """A gap: seek the partition back to `Continuity.expected(tp)`, skip this one."""
-    SKIP = "skip"
-    """Fetched past the gap before the seek: it comes again."""
-
-
-@dataclass(slots=True)
-class _Position:
-    expected: int | None
-    """The next offset in order; None: take whatever comes first."""
-    skipped: int | None = None
-    """While a seek is pending: the highest offset skipped since."""
+    REWIND = "rewind"
+    """Messages are missing before this one: read every partition again from
+    its committed offset (and drop this one: it comes again)."""
 
 
 class Continuity:
     def __init__(self) -> None:
-        self._positions: dict[Hashable, _Position] = {}
+        self._expected: dict[Hashable, tuple[int | None, bool]] = {}
+        """Per partition: the next offset, and whether it is where a start or a
+        rewind put it (no message taken since)."""
+        self._gaps: Counter[tuple[Hashable, int, int, bool]] = Counter()
+        """Gaps a rewind was made for, and how many times."""
 
     def start(self, tp: Hashable, offset: int | None) -> None:
-        """`tp` is read from `offset` on (its committed offset after an
-        assignment); None: from wherever its first message is."""
-        self._positions[tp] = _Position(offset)
+        """`tp` is read from `offset` on (its committed offset, after an
+        assignment or a rewind); None: from wherever its first message is."""
+        self._expected[tp] = (offset, True)
 
     def forget(self, tp: Hashable) -> None:
         """`tp` was revoked: when it comes back, it starts afresh."""
-        self._positions.pop(tp, None)
+        self._expected.pop(tp, None)
 
     def known(self, tp: Hashable) -> bool:
-        return tp in self._positions
+        return tp in self._expected
 
-    def expected(self, tp: Hashable) -> int | None:
-        position = self._positions.get(tp)
-        return None if position is None else position.expected
-
-    def check(self, tp: Hashable, offset: int) -> Verdict:
-        position = self._positions.get(tp)
-        if position is None:
-            position = self._positions[tp] = _Position(None)
-        expected = position.expected
-        if expected is None or offset <= expected:
-            # In order, or read again (a seek back after a rebalance): the
-            # stages recognise what they processed before.
-            position.expected = offset + 1
-            position.skipped = None
-            return Verdict.TAKE
-        if position.skipped is None:
-            position.skipped = offset
-            return Verdict.SEEK
-        if offset > position.skipped:
-            position.skipped = offset
-            return Verdict.SKIP
-        # The seek took effect and the missing offsets did not come: the log
-        # has no messages there.
-        position.expected = offset + 1
-        position.skipped = None
+    def check(self, tp: Hashable, offset: int, every: bool = True) -> Verdict:
+        """`every`: the partition's offsets have no gaps of their own (else
+        only its first message after a start is checked)."""
+        expected, at_start = self._expected.get(tp, (None, True))
+        if expected is not None and offset > expected and (every or at_start):
+            gap = (tp, expected, offset, at_start)
+            self._gaps[gap] += 1
+            if self._gaps[gap] < REPEATS:
+                return Verdict.REWIND
+            del self._gaps[gap]
+        # In order; read again (after a rewind or a rebalance: the stages
+        # recognise what they processed before); or a gap in the log itself.
+        self._expected[tp] = (offset + 1, False)
         return Verdict.TAKE
