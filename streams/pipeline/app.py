@@ -42,6 +42,7 @@ from streams.pipeline.stages import (
     Outbox,
     SlaTracker,
     Stats,
+    unread,
 )
 from streams.pipeline.table_store import TableStore
 from streams.pipeline.wire import partition_for
@@ -622,14 +623,15 @@ def _input_lag() -> dict[tuple[str, int], int]:
 
 
 def _lagging() -> list[tuple[str, int]]:
-    """Input partitions read from that have more to read (a partition not read
-    yet since its assignment is held back by `_sync` instead)."""
-    read = app.monitor.tp_read_offsets
-    return [
-        (topic, partition)
-        for (topic, partition), lag in _input_lag().items()
-        if lag > 0 and TP(topic, partition) in read
-    ]
+    """Input partitions with messages not taken yet (see `unread`)."""
+    monitor = app.monitor
+    committed = app.consumer._committed_offset
+    return unread(
+        sorted(input_sources),
+        {(tp.topic, tp.partition): end for tp, end in monitor.tp_end_offsets.items()},
+        {(tp.topic, tp.partition): offset for tp, offset in monitor.tp_read_offsets.items()},
+        {source: committed.get(TP(*source)) for source in input_sources},
+    )
 
 
 def _exposition() -> Exposition:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -227,6 +227,30 @@ class Ingest:
 
     def forget(self, topic: str, partition: int) -> None:
         self.watermark.forget((topic, partition))
+
+
+def unread(
+    sources: Iterable[tuple[str, int]],
+    ends: Mapping[tuple[str, int], int],
+    read: Mapping[tuple[str, int], int],
+    committed: Mapping[tuple[str, int], int | None],
+) -> list[tuple[str, int]]:
+    """Input partitions with messages this worker has not taken yet: those read
+    from with more after the last one read, and those not read from since
+    their assignment whose end is past their committed offset (a dead
+    worker's backlog: however long the take-over's recovery lasts, it must
+    hold the clocks rather than look idle). A partition whose end is not known
+    yet holds them for the idle timeout only."""
+    behind = []
+    for source in sources:
+        end = ends.get(source)
+        if end is None:
+            continue
+        last = read.get(source)
+        position = last + 1 if last is not None else (committed.get(source) or 0)
+        if end > position:
+            behind.append(source)
+    return behind
 
 
 def _dead_letters(

@@ -10,7 +10,7 @@ from dataclasses import replace
 import orjson
 
 from streams.config import Settings
-from streams.pipeline.stages import Ingest, Outbox, Stats
+from streams.pipeline.stages import Ingest, Outbox, Stats, unread
 
 SETTINGS = replace(Settings(), clock="event")
 T0 = 1_767_225_600_000
@@ -59,3 +59,20 @@ def test_a_partition_with_a_backlog_holds_the_watermark() -> None:
     assert ingest.clock(10 * SETTINGS.idle_timeout_ms) == T0
     progress = {(t, p): (ts, behind) for t, p, ts, _idle, behind in ingest.progress(0)}
     assert progress[("cc.calls", 1)] == (None, True)
+
+
+def test_a_partition_taken_over_holds_the_clocks_until_its_backlog_is_read() -> None:
+    """Not read from since its assignment (its recovery can outlast the idle
+    timeout), with messages past its committed offset: behind."""
+    calls0, calls1, calls2, calls3 = (("cc.calls", p) for p in range(4))
+    behind = unread(
+        [calls0, calls1, calls2, calls3],
+        ends={calls0: 100, calls1: 500, calls2: 40, calls3: 70},
+        read={calls0: 99, calls1: 200},
+        committed={calls2: 12, calls3: 70},
+    )
+    assert behind == [calls1, calls2]
+
+
+def test_a_partition_whose_end_is_not_known_yet_is_not_held_by_it() -> None:
+    assert unread([("cc.calls", 0)], ends={}, read={}, committed={}) == []
