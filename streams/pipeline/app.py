@@ -330,6 +330,10 @@ async def _rewind() -> None:
         app.flow_control.suspend()
         consumer.pause_partitions(assignment)
         app.flow_control.clear()
+        # Partitions Faust stopped fetching while their buffer was full: their
+        # buffers are empty now, and nothing else would start them again.
+        for tp in list(consumer._buffered_partitions):
+            consumer.on_buffer_drop(tp)
         try:
             await consumer.perform_seek()
         finally:
