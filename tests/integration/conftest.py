@@ -13,8 +13,9 @@ import re
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -95,7 +96,9 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def services(kafka_bootstrap: str, redis_url: str) -> Callable[[str, str], None]:
+def services(
+    kafka_bootstrap: str, redis_url: str, kafka_admin: Admin
+) -> Callable[[str, str], None]:
     """`services("kafka" | "redis", "stop" | "start")`: take the test services
     down and up again (their data is kept), for fault tests."""
     ports = {
@@ -107,13 +110,36 @@ def services(kafka_bootstrap: str, redis_url: str) -> Callable[[str, str], None]
         script, port_var, port = ports[service]
         done = _script(script, action, port_var=port_var, port=port)
         assert done.returncode == 0, f"{script} {action}: {done.stdout}{done.stderr}"
+        if (service, action) == ("kafka", "start"):
+            kafka_admin.renew()
 
     return control
 
 
+class Admin:
+    """The tests' Kafka admin client, made again after the broker restarts:
+    kafka-python 3.0's client does not reconnect to a broker that went away
+    (every call then fails with NodeNotReadyError)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._client = self._new()
+
+    def _new(self) -> KafkaAdminClient:
+        return KafkaAdminClient(bootstrap_servers=self._bootstrap, client_id="cc-kpi-tests-admin")
+
+    def renew(self) -> None:
+        with suppress(Exception):
+            self._client.close()
+        self._client = self._new()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
 @pytest.fixture(scope="session")
-def kafka_admin(kafka_bootstrap: str) -> Iterator[KafkaAdminClient]:
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="cc-kpi-tests-admin")
+def kafka_admin(kafka_bootstrap: str) -> Iterator[Admin]:
+    admin = Admin(kafka_bootstrap)
     try:
         yield admin
     finally:
@@ -121,9 +147,7 @@ def kafka_admin(kafka_bootstrap: str) -> Iterator[KafkaAdminClient]:
 
 
 @pytest.fixture
-def fresh_topics(
-    request: pytest.FixtureRequest, kafka_admin: KafkaAdminClient
-) -> Iterator[TopicFactory]:
+def fresh_topics(request: pytest.FixtureRequest, kafka_admin: Admin) -> Iterator[TopicFactory]:
     """Factory creating uniquely named topics for this test; deleted afterwards.
 
     ``fresh_topics(["events", "kpis"], partitions=4)`` returns
