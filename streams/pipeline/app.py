@@ -300,7 +300,7 @@ async def _in_order(batch: Any) -> list[Any]:
         if not continuity.known(tp):
             # Faust resumed the partition at its committed offset: messages
             # lost before the first one delivered are found too.
-            continuity.start(tp, app.consumer._committed_offset.get(tp))
+            continuity.start(tp, app.consumer._committed_offset.get(tp) or 0)
         if continuity.check(tp, message.offset, tp.topic in INTERNAL_TOPICS) is Verdict.TAKE:
             kept.append(event)
             continue
@@ -336,9 +336,14 @@ async def _rewind() -> None:
             consumer.on_buffer_drop(tp)
         try:
             await consumer.perform_seek()
+            # Without a committed offset Faust does not seek, and what the
+            # buffers held would be gone: read those from their start.
+            uncommitted = {tp: 0 for tp in assignment if not consumer._committed_offset.get(tp)}
+            if uncommitted:
+                await consumer.seek_wait(uncommitted)
         finally:
             for tp in assignment:
-                continuity.start(tp, consumer._committed_offset.get(tp))
+                continuity.start(tp, consumer._committed_offset.get(tp) or 0)
             consumer.resume_partitions(assignment)
             app.flow_control.resume()
             consumer.resume_flow()
