@@ -16,7 +16,7 @@ T0 = 1_767_225_600_000
 
 @pytest.mark.xfail(
     reason="known gap (README, messages the consumer loses): passed in every local run, "
-    "failed in the fresh-clone CI of d15c2ea and 388b59d (a contact short at the end)",
+    "failed in the fresh-clone CI of d15c2ea (a contact short) and 388b59d (a stall)",
     strict=False,
 )
 def test_messages_lost_by_the_consumer_are_read_again(deployment) -> None:
