@@ -289,6 +289,12 @@ INTERNAL_TOPICS = {
 rewinding = asyncio.Lock()
 
 
+def _committed(tp: TP) -> int:
+    """Where Faust resumes `tp` after a seek: its committed offset (0 for none;
+    Faust keeps no public accessor for it)."""
+    return app.consumer._committed_offset.get(tp) or 0
+
+
 async def _in_order(batch: Any) -> list[Any]:
     """The messages of a batch up to the first that comes after missing ones;
     then every partition is read again from its committed offset. The rest of
@@ -300,7 +306,7 @@ async def _in_order(batch: Any) -> list[Any]:
         if not continuity.known(tp):
             # Faust resumed the partition at its committed offset: messages
             # lost before the first one delivered are found too.
-            continuity.start(tp, app.consumer._committed_offset.get(tp) or 0)
+            continuity.start(tp, _committed(tp))
         if continuity.check(tp, message.offset, tp.topic in INTERNAL_TOPICS) is Verdict.TAKE:
             kept.append(event)
             continue
@@ -338,12 +344,12 @@ async def _rewind() -> None:
             await consumer.perform_seek()
             # Without a committed offset Faust does not seek, and what the
             # buffers held would be gone: read those from their start.
-            uncommitted = {tp: 0 for tp in assignment if not consumer._committed_offset.get(tp)}
+            uncommitted = {tp: 0 for tp in assignment if not _committed(tp)}
             if uncommitted:
                 await consumer.seek_wait(uncommitted)
         finally:
             for tp in assignment:
-                continuity.start(tp, consumer._committed_offset.get(tp) or 0)
+                continuity.start(tp, _committed(tp))
             consumer.resume_partitions(assignment)
             app.flow_control.resume()
             consumer.resume_flow()
@@ -634,12 +640,11 @@ def _input_lag() -> dict[tuple[str, int], int]:
 def _lagging() -> list[tuple[str, int]]:
     """Input partitions with messages not taken yet (see `unread`)."""
     monitor = app.monitor
-    committed = app.consumer._committed_offset
     return unread(
         sorted(input_sources),
         {(tp.topic, tp.partition): end for tp, end in monitor.tp_end_offsets.items()},
         {(tp.topic, tp.partition): offset for tp, offset in monitor.tp_read_offsets.items()},
-        {source: committed.get(TP(*source)) for source in input_sources},
+        {source: _committed(TP(*source)) for source in input_sources},
     )
 
 

@@ -767,29 +767,28 @@ class BoardStage:
         if self.senders:
             self.upstream.setdefault(partition, SenderClocks(self.senders)).report(sender, clock_ms)
 
+    def held(self) -> set[int]:
+        """The partitions holding channels that this stage answers for: with
+        senders, the owned ones; without (one process, nothing to share), all."""
+        partitions = set(self.channels_of)
+        return partitions & self.owned if self.senders else partitions
+
     def clocks(self, wall_ms: int) -> dict[int, int]:
-        """The clock of each partition that holds channels: wall time, or the
-        watermark held back by the lowest clock its senders reported on that
-        partition (none until every sender has). With senders, only the owned
-        partitions; without (one process, no partitions to share), all."""
+        """The clock of each held partition: wall time, or the watermark held
+        back by the lowest clock its senders reported on that partition (none
+        until every sender has)."""
         if self.settings.clock == "wall":
-            base: int | None = wall_ms
-        else:
-            base = self.watermark.value(wall_ms)
+            return dict.fromkeys(self.held(), wall_ms)
+        base = self.watermark.value(wall_ms)
         if base is None:
             return {}
         if not self.senders:
-            return dict.fromkeys(self.channels_of, base)
+            return dict.fromkeys(self.held(), base)
         clocks = {}
-        for partition in self.owned & set(self.channels_of):
-            clock = base
-            if self.settings.clock == "event":
-                upstream = self.upstream.setdefault(partition, SenderClocks(self.senders))
-                value = upstream.value()
-                if value is None:
-                    continue
-                clock = min(clock, value)
-            clocks[partition] = clock
+        for partition in self.held():
+            upstream = self.upstream.setdefault(partition, SenderClocks(self.senders)).value()
+            if upstream is not None:
+                clocks[partition] = min(base, upstream)
         return clocks
 
     def tick(self, wall_ms: int) -> int | None:
@@ -800,8 +799,7 @@ class BoardStage:
         clocks = self.clocks(wall_ms)
         for partition, clock in clocks.items():
             self.board.advance(clock, self.channels_of[partition])
-        held = self.owned if self.senders else set(self.channels_of)
-        if not (held & set(self.channels_of)) <= set(clocks):
+        if not self.held() <= set(clocks):
             return None
         return self.board.clock_ms
 
