@@ -20,19 +20,22 @@ from typing import Any
 
 import faust
 import orjson
+from faust.events import Event
 from faust.types import TP
+from faust.types.tuples import ConsumerMessage
 from faust.utils.terminal import SpinnerHandler
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from streams.config import CHANNELS, UNKNOWN, ConfigError, load_settings
-from streams.connections import async_redis_client, faust_credentials
+from streams.connections import async_redis_client, faust_credentials, kafka_args
 from streams.core.board import key_of_record
 from streams.core.record import iso
 from streams.pipeline.changelog import BatchedChangelog
 from streams.pipeline.committer import Committer
-from streams.pipeline.continuity import Continuity, Verdict
+from streams.pipeline.continuity import Continuity
 from streams.pipeline.outgoing import Outgoing
+from streams.pipeline.refetch import Record, Refetcher
 from streams.pipeline.stages import (
     BoardStage,
     Customers,
@@ -280,25 +283,24 @@ def _own(topic: str, partition: int) -> None:
 
 continuity = Continuity()
 """Each partition's next offset, for every stage (streams.pipeline.continuity)."""
+refetcher = Refetcher(kafka_args(settings))
 INTERNAL_TOPICS = {
     by_interaction.get_topic_name(),
     by_customer.get_topic_name(),
     kpi_deltas.get_topic_name(),
 }
 """Written by the stages without transactions or compaction: no gaps of their own."""
-rewinding = asyncio.Lock()
 
 
 def _committed(tp: TP) -> int:
-    """Where Faust resumes `tp` after a seek: its committed offset (0 for none;
-    Faust keeps no public accessor for it)."""
+    """Where Faust resumes `tp` after an assignment: its committed offset (0
+    for none; Faust keeps no public accessor for it)."""
     return app.consumer._committed_offset.get(tp) or 0
 
 
 async def _in_order(batch: Any) -> list[Any]:
-    """The messages of a batch up to the first that comes after missing ones;
-    then every partition is read again from its committed offset. The rest of
-    the batch is not acknowledged: it comes again."""
+    """The messages of a batch, each preceded by those of its partition that
+    the consumer lost before it, read from the log (streams.pipeline.refetch)."""
     kept = []
     for event in batch:
         message = event.message
@@ -307,52 +309,43 @@ async def _in_order(batch: Any) -> list[Any]:
             # Faust resumed the partition at its committed offset: messages
             # lost before the first one delivered are found too.
             continuity.start(tp, _committed(tp))
-        if continuity.check(tp, message.offset, tp.topic in INTERNAL_TOPICS) is Verdict.TAKE:
-            kept.append(event)
-            continue
-        stats.input_gaps[tp.topic] += 1
-        log.warning(
-            "%s[%d]: messages before offset %d did not arrive; reading every "
-            "partition again from its committed offset",
-            tp.topic,
-            tp.partition,
-            message.offset,
-        )
-        await _rewind()
-        break
+        missing = continuity.missing(tp, message.offset, tp.topic in INTERNAL_TOPICS)
+        if missing:
+            records = await refetcher.read(tp.topic, tp.partition, missing.start, missing.stop)
+            if records:
+                stats.input_gaps[tp.topic] += 1
+                log.warning(
+                    "%s[%d]: offsets %d..%d did not arrive; read %d of them from the log",
+                    tp.topic,
+                    tp.partition,
+                    missing.start,
+                    missing.stop - 1,
+                    len(records),
+                )
+            kept.extend(_refetched(tp, record) for record in records)
+        kept.append(event)
     return kept
 
 
-async def _rewind() -> None:
-    """What Faust does after a rebalance: stop the flow, empty the stream
-    buffers, seek every partition to its committed offset, resume."""
-    if rewinding.locked():
-        return
-    async with rewinding:
-        consumer = app.consumer
-        changelogs = app.tables.changelog_topics
-        assignment = {tp for tp in consumer.assignment() if tp.topic not in changelogs}
-        consumer.stop_flow()
-        app.flow_control.suspend()
-        consumer.pause_partitions(assignment)
-        app.flow_control.clear()
-        # Partitions Faust stopped fetching while their buffer was full: their
-        # buffers are empty now, and nothing else would start them again.
-        for tp in list(consumer._buffered_partitions):
-            consumer.on_buffer_drop(tp)
-        try:
-            await consumer.perform_seek()
-            # Without a committed offset Faust does not seek, and what the
-            # buffers held would be gone: read those from their start.
-            uncommitted = {tp: 0 for tp in assignment if not _committed(tp)}
-            if uncommitted:
-                await consumer.seek_wait(uncommitted)
-        finally:
-            for tp in assignment:
-                continuity.start(tp, _committed(tp))
-            consumer.resume_partitions(assignment)
-            app.flow_control.resume()
-            consumer.resume_flow()
+def _refetched(tp: TP, record: Record) -> faust.EventT:
+    """A record read again, as the event Faust would have delivered: the
+    stage's Committer acknowledges it like the others."""
+    message = ConsumerMessage(
+        tp.topic,
+        tp.partition,
+        record.offset,
+        record.timestamp_ms / 1000,
+        0,
+        None,
+        record.key,
+        record.value,
+        None,
+        tp=tp,
+        time_in=time.monotonic(),
+    )
+    message.incref()
+    app.consumer.track_message(message)
+    return Event(app, record.key, record.value, {}, message)
 
 
 def _own_batch(topic: str, batch: Any) -> None:
@@ -737,4 +730,5 @@ async def final_snapshot(app: faust.App, **kwargs: Any) -> None:
     try:
         await publish_snapshot()
     finally:
+        refetcher.close()
         await redis_sink.close()

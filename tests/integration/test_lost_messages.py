@@ -1,10 +1,8 @@
 """Messages the consumer loses (Faust's fetcher around a rebalance) are found
-by their offsets and read again: the KPIs come out as if none was lost
-(streams.pipeline.continuity)."""
+by their offsets and read from the log: the KPIs come out as if none was
+lost (streams.pipeline.continuity, streams.pipeline.refetch)."""
 
 from __future__ import annotations
-
-import pytest
 
 from streams.feed import Feed
 from tests import naive
@@ -14,11 +12,6 @@ from tests.integration.test_pipeline import encoded, wait_until_correct
 T0 = 1_767_225_600_000
 
 
-@pytest.mark.xfail(
-    reason="known gap (README, messages the consumer loses): passed in every local run, "
-    "failed in the fresh-clone CI of d15c2ea (a contact short) and 388b59d (a stall)",
-    strict=False,
-)
 def test_messages_lost_by_the_consumer_are_read_again(deployment) -> None:
     traffic = [(i.topic, i.event) for i in Feed(seed=4, start_ms=T0, customers=300).contacts(800)]
     worker = deployment.start_worker(app="tests.integration.lossy_app")

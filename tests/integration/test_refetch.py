@@ -1,0 +1,62 @@
+"""A missing range is read from the real log: exactly its records, none for
+transaction markers or records retention deleted (streams.pipeline.refetch)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from kafka import KafkaProducer, TopicPartition
+
+from streams.pipeline.refetch import Refetcher
+
+
+def read(bootstrap: str, topic: str, start: int, end: int) -> list[tuple[int, bytes | None]]:
+    refetcher = Refetcher({"bootstrap_servers": bootstrap})
+    try:
+        records = asyncio.run(refetcher.read(topic, 0, start, end))
+    finally:
+        refetcher.close()
+    return [(r.offset, r.value) for r in records]
+
+
+def test_a_range_is_read_exactly(kafka_bootstrap: str, fresh_topics) -> None:
+    topic = fresh_topics(["log"], partitions=1)["log"]
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    for i in range(20):
+        producer.send(topic, value=b"m%d" % i, partition=0)
+    producer.flush()
+    producer.close()
+
+    assert read(kafka_bootstrap, topic, 5, 12) == [(o, b"m%d" % o) for o in range(5, 12)]
+    assert read(kafka_bootstrap, topic, 19, 20) == [(19, b"m19")]
+
+
+def test_transaction_markers_give_no_records(kafka_bootstrap: str, fresh_topics) -> None:
+    topic = fresh_topics(["log"], partitions=1)["log"]
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=topic)
+    producer.init_transactions()
+    for transaction in range(2):
+        producer.begin_transaction()
+        for i in range(3):
+            producer.send(topic, value=b"t%d-%d" % (transaction, i), partition=0)
+        producer.commit_transaction()
+    producer.close()
+
+    # Offsets 0-2, a marker at 3, 4-6, a marker at 7.
+    assert read(kafka_bootstrap, topic, 3, 4) == []
+    assert [offset for offset, _ in read(kafka_bootstrap, topic, 0, 7)] == [0, 1, 2, 4, 5, 6]
+
+
+def test_records_deleted_by_retention_are_not_waited_for(
+    kafka_bootstrap: str, fresh_topics, kafka_admin
+) -> None:
+    topic = fresh_topics(["log"], partitions=1)["log"]
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    for i in range(10):
+        producer.send(topic, value=b"m%d" % i, partition=0)
+    producer.flush()
+    producer.close()
+    kafka_admin.delete_records({TopicPartition(topic, 0): 6}, timeout_ms=30_000)
+
+    assert read(kafka_bootstrap, topic, 2, 5) == []
+    assert read(kafka_bootstrap, topic, 2, 8) == [(6, b"m6"), (7, b"m7")]
