@@ -284,12 +284,6 @@ def _own(topic: str, partition: int) -> None:
 continuity = Continuity()
 """Each partition's next offset, for every stage (streams.pipeline.continuity)."""
 refetcher = Refetcher(kafka_args(settings))
-INTERNAL_TOPICS = {
-    by_interaction.get_topic_name(),
-    by_customer.get_topic_name(),
-    kpi_deltas.get_topic_name(),
-}
-"""Written by the stages without transactions or compaction: no gaps of their own."""
 
 
 def _committed(tp: TP) -> int:
@@ -309,10 +303,12 @@ async def _in_order(batch: Any) -> list[Any]:
             # Faust resumed the partition at its committed offset: messages
             # lost before the first one delivered are found too.
             continuity.start(tp, _committed(tp))
-        missing = continuity.missing(tp, message.offset, tp.topic in INTERNAL_TOPICS)
+        missing = continuity.missing(tp, message.offset)
         if missing:
             records = await refetcher.read(tp.topic, tp.partition, missing.start, missing.stop)
-            if records:
+            if not records:
+                continuity.has_gaps(tp)
+            else:
                 stats.input_gaps[tp.topic] += 1
                 log.warning(
                     "%s[%d]: offsets %d..%d did not arrive; read %d of them from the log",

@@ -13,11 +13,13 @@ that showed it (streams.pipeline.refetch); the messages after it are not
 acknowledged before the missing ones, so offsets are never committed past a
 message that was not processed.
 
-The internal topics are written without transactions or compaction, so their
-offsets have no gaps of their own: every message is checked. An input topic
-may have many (a transaction marker after every transaction): only its first
-message after an assignment is checked against the committed offset, as
-Faust's recovery is where it loses input.
+Every message is checked, until a missing range comes back empty from the
+log: that partition's offsets have gaps of their own (transaction markers
+after every transaction, compaction, retention), and from then on only its
+first message after an assignment is checked against the committed offset,
+as Faust's recovery is where it loses most. The internal topics and inputs
+from idempotent producers have no gaps of their own, and stay checked
+message by message.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class Continuity:
         self._expected: dict[Hashable, tuple[int | None, bool]] = {}
         """Per partition: the next offset, and whether it is where a start put
         it (no message taken since)."""
+        self._gappy: set[Hashable] = set()
+        """Partitions whose logs have gaps of their own."""
 
     def start(self, tp: Hashable, offset: int | None) -> None:
         """`tp` is read from `offset` on (its committed offset, after an
@@ -43,13 +47,16 @@ class Continuity:
     def known(self, tp: Hashable) -> bool:
         return tp in self._expected
 
-    def missing(self, tp: Hashable, offset: int, every: bool = True) -> range:
+    def has_gaps(self, tp: Hashable) -> None:
+        """A range missing from `tp` came back empty from its log: its offsets
+        have gaps of their own."""
+        self._gappy.add(tp)
+
+    def missing(self, tp: Hashable, offset: int) -> range:
         """The offsets before `offset` that never came (empty if none), to be
-        read before it; `offset` is taken. `every`: the partition's offsets
-        have no gaps of their own (else only its first message after a start
-        is checked)."""
+        read before it; `offset` is taken."""
         expected, at_start = self._expected.get(tp, (None, True))
         self._expected[tp] = (max(offset + 1, expected or 0), False)
-        if expected is not None and offset > expected and (every or at_start):
+        if expected is not None and offset > expected and (at_start or tp not in self._gappy):
             return range(expected, offset)
         return range(0)
