@@ -8,7 +8,7 @@ from typing import Any
 
 from faust.transport.conductor import Conductor
 
-LOST = (3, 8)
+LOST = (3, 4, 8)
 INTERNAL = ("-by-interaction", "-by-customer", "-kpi-deltas")
 _lost: set[tuple[str, int, int]] = set()
 _compile = Conductor._compile_message_handler

@@ -4,15 +4,18 @@ lost (streams.pipeline.continuity, streams.pipeline.refetch)."""
 
 from __future__ import annotations
 
+from kafka import KafkaConsumer
+
 from streams.feed import Feed
 from tests import naive
-from tests.integration.lossy_app import INTERNAL
+from tests.integration.lossy_app import INTERNAL, LOST
+from tests.integration.pipeline_runner import wait_for
 from tests.integration.test_pipeline import encoded, wait_until_correct
 
 T0 = 1_767_225_600_000
 
 
-def test_messages_lost_by_the_consumer_are_read_again(deployment) -> None:
+def test_messages_lost_by_the_consumer_are_read_again(deployment, kafka_admin) -> None:
     traffic = [(i.topic, i.event) for i in Feed(seed=4, start_ms=T0, customers=300).contacts(800)]
     worker = deployment.start_worker(app="tests.integration.lossy_app")
     deployment.produce(encoded(traffic, seed=2))
@@ -26,3 +29,31 @@ def test_messages_lost_by_the_consumer_are_read_again(deployment) -> None:
     }
     for suffix in INTERNAL:
         assert any(topic.endswith(suffix) and n > 0 for topic, n in gaps.items()), (suffix, gaps)
+
+    # The messages read from the log were acknowledged too: the group's
+    # offsets move past the lost ones (they would stay there for good, and a
+    # restart would read everything after them again).
+    consumer = KafkaConsumer(bootstrap_servers=deployment.kafka)
+    stuck: dict = {}
+    try:
+
+        def past_the_lost() -> bool:
+            committed = kafka_admin.list_group_offsets(deployment.app_id)[deployment.app_id]
+            internal = [tp for tp in committed if tp.topic.endswith(INTERNAL)]
+            ends = consumer.end_offsets(internal)
+            stuck.clear()
+            stuck.update(
+                {
+                    tp: (committed[tp].offset, ends[tp])
+                    for tp in internal
+                    if ends[tp] > max(LOST) + 1 and committed[tp].offset <= max(LOST)
+                }
+            )
+            return bool(internal) and not stuck
+
+        try:
+            wait_for(past_the_lost, 30, "the group's offsets past the lost messages")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; (committed, end): {stuck}") from None
+    finally:
+        consumer.close()
