@@ -287,22 +287,26 @@ refetcher = Refetcher(kafka_args(settings))
 
 
 def _committed(tp: TP) -> int:
-    """Where Faust resumes `tp` after an assignment: its committed offset (0
-    for none; Faust keeps no public accessor for it)."""
+    """Faust's record of the committed offset of `tp`: 0 for none, and until
+    the recovery after an assignment is over (Faust keeps no public accessor
+    for it)."""
     return app.consumer._committed_offset.get(tp) or 0
 
 
 async def _in_order(batch: Any) -> list[Any]:
     """The messages of a batch, each preceded by those of its partition that
     the consumer lost before it, read from the log (streams.pipeline.refetch)."""
+    new = {event.message.tp for event in batch if not continuity.known(event.message.tp)}
+    if new:
+        # Faust resumed these partitions at their committed offsets: messages
+        # lost before the first one delivered are found too.
+        starts = await refetcher.starts(app.conf.id, {(tp.topic, tp.partition) for tp in new})
+        for tp in new:
+            continuity.start(tp, starts[(tp.topic, tp.partition)])
     kept = []
     for event in batch:
         message = event.message
         tp = message.tp
-        if not continuity.known(tp):
-            # Faust resumed the partition at its committed offset: messages
-            # lost before the first one delivered are found too.
-            continuity.start(tp, _committed(tp))
         missing = continuity.missing(tp, message.offset)
         if missing:
             records = await refetcher.read(tp.topic, tp.partition, missing.start, missing.stop)

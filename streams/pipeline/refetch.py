@@ -9,6 +9,10 @@ the offsets asked for, and what it finds is processed before the message that
 showed the gap. A range with no records (transaction markers, compaction, or
 records already deleted by retention) comes back empty, so a gap in the log
 itself costs one fetch and is then accepted.
+
+It also tells where a partition's reading starts after an assignment (the
+group's committed offset, asked of the broker): the offset its first message
+must have.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 log = logging.getLogger(__name__)
@@ -39,35 +43,41 @@ class Record:
 
 
 class Refetcher:
-    """A kafka-python consumer, used from one thread at a time (`_lock`), made
-    on first use: most workers never need it."""
+    """A kafka-python consumer and admin client, used from one thread at a time
+    (`_lock`), made on first use."""
 
     def __init__(self, kafka_args: dict[str, Any]) -> None:
         self._kafka_args = kafka_args
         self._consumer: Any = None
+        self._admin: Any = None
         self._lock = asyncio.Lock()
 
     async def read(self, topic: str, partition: int, start: int, end: int) -> list[Record]:
         """The records of `topic`[`partition`] at offsets start..end-1 that the
         log still holds. Retried until the broker answers: a stage cannot go on
         past the gap without them."""
+        what = f"{topic}[{partition}]: reading offsets {start}..{end - 1} again"
+        return await self._retried(what, self._read, topic, partition, start, end)
+
+    async def starts(self, group: str, tps: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Where `group` reads each of `tps` from after an assignment: its
+        committed offset, or the log's start if it has none (or retention
+        deleted it). Faust's own record of committed offsets is empty for a
+        partition until its recovery is over, and a partition's first
+        messages can come before that."""
+        return await self._retried(f"{group}: reading committed offsets", self._starts, group, tps)
+
+    async def _retried(self, what: str, call: Any, *args: Any) -> Any:
         async with self._lock:
             while True:
                 try:
-                    return await asyncio.to_thread(self._read, topic, partition, start, end)
+                    return await asyncio.to_thread(call, *args)
                 except (KafkaError, OSError) as error:
-                    log.warning(
-                        "%s[%d]: reading offsets %d..%d again failed (%s); retrying",
-                        topic,
-                        partition,
-                        start,
-                        end - 1,
-                        error,
-                    )
+                    log.warning("%s failed (%s); retrying", what, error)
                     self.close()
                     await asyncio.sleep(RETRY_S)
 
-    def _read(self, topic: str, partition: int, start: int, end: int) -> list[Record]:
+    def _reader(self) -> Any:
         if self._consumer is None:
             self._consumer = KafkaConsumer(
                 group_id=None,
@@ -75,7 +85,23 @@ class Refetcher:
                 auto_offset_reset="earliest",
                 **self._kafka_args,
             )
-        consumer = self._consumer
+        return self._consumer
+
+    def _starts(self, group: str, tps: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        if self._admin is None:
+            self._admin = KafkaAdminClient(**self._kafka_args)
+        partitions = [TopicPartition(topic, partition) for topic, partition in sorted(tps)]
+        committed = self._admin.list_group_offsets({group: partitions})[group]
+        beginnings = self._reader().beginning_offsets(partitions)
+        return {
+            (tp.topic, tp.partition): max(
+                committed[tp].offset if tp in committed else -1, beginnings[tp]
+            )
+            for tp in partitions
+        }
+
+    def _read(self, topic: str, partition: int, start: int, end: int) -> list[Record]:
+        consumer = self._reader()
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])
         consumer.seek(tp, start)
@@ -96,5 +122,8 @@ class Refetcher:
 
     def close(self) -> None:
         consumer, self._consumer = self._consumer, None
+        admin, self._admin = self._admin, None
         if consumer is not None:
             consumer.close()
+        if admin is not None:
+            admin.close()

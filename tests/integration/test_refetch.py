@@ -1,11 +1,13 @@
 """A missing range is read from the real log: exactly its records, none for
-transaction markers or records retention deleted (streams.pipeline.refetch)."""
+transaction markers or records retention deleted; and a partition's reading
+starts where its group committed (streams.pipeline.refetch)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from kafka import KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 from streams.pipeline.refetch import Refetcher
 
@@ -60,3 +62,42 @@ def test_records_deleted_by_retention_are_not_waited_for(
 
     assert read(kafka_bootstrap, topic, 2, 5) == []
     assert read(kafka_bootstrap, topic, 2, 8) == [(6, b"m6"), (7, b"m7")]
+
+
+def test_a_partition_starts_at_the_groups_committed_offset(
+    kafka_bootstrap: str, fresh_topics, kafka_admin
+) -> None:
+    """Or at the log's start: without a committed offset, or past a committed
+    offset that retention deleted."""
+    topics = fresh_topics(["committed", "never", "deleted"], partitions=1)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    for topic in topics.values():
+        for i in range(10):
+            producer.send(topic, value=b"m%d" % i, partition=0)
+    producer.flush()
+    producer.close()
+    group = f"group-{topics['committed']}"
+    committer = KafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
+    tps = {name: TopicPartition(topic, 0) for name, topic in topics.items()}
+    committer.assign([tps["committed"], tps["deleted"]])
+    committer.commit(
+        {
+            tps["committed"]: OffsetAndMetadata(7, "", -1),
+            tps["deleted"]: OffsetAndMetadata(2, "", -1),
+        }
+    )
+    committer.close()
+    kafka_admin.delete_records({tps["deleted"]: 4, tps["never"]: 3}, timeout_ms=30_000)
+
+    refetcher = Refetcher({"bootstrap_servers": kafka_bootstrap})
+    try:
+        starts = asyncio.run(refetcher.starts(group, {(tp.topic, 0) for tp in tps.values()}))
+    finally:
+        refetcher.close()
+    assert starts == {
+        (topics["committed"], 0): 7,
+        (topics["never"], 0): 3,
+        (topics["deleted"], 0): 4,
+    }
