@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.admin import OffsetSpec
 
 log = logging.getLogger(__name__)
 
+EARLIEST = OffsetSpec.EARLIEST
 POLL_MS = 500
 DEADLINE_S = 30.0
 """How long one attempt may take before it is given up and retried."""
@@ -72,8 +73,10 @@ class Refetcher:
             while True:
                 try:
                     return await asyncio.to_thread(call, *args)
-                except (KafkaError, OSError) as error:
-                    log.warning("%s failed (%s); retrying", what, error)
+                except Exception as error:
+                    # Whatever the client raises, the stage must not die with
+                    # its batch unacknowledged: it waits, and says why.
+                    log.warning("%s failed (%r); retrying", what, error)
                     self.close()
                     await asyncio.sleep(RETRY_S)
 
@@ -92,10 +95,12 @@ class Refetcher:
             self._admin = KafkaAdminClient(**self._kafka_args)
         partitions = [TopicPartition(topic, partition) for topic, partition in sorted(tps)]
         committed = self._admin.list_group_offsets({group: partitions})[group]
-        beginnings = self._reader().beginning_offsets(partitions)
+        # The admin client, not the consumer: kafka-python 3.0's
+        # beginning_offsets raises KeyError for a topic its metadata lacks.
+        beginnings = self._admin.list_partition_offsets(dict.fromkeys(partitions, EARLIEST))
         return {
             (tp.topic, tp.partition): max(
-                committed[tp].offset if tp in committed else -1, beginnings[tp]
+                committed[tp].offset if tp in committed else -1, beginnings[tp].offset
             )
             for tp in partitions
         }
