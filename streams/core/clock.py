@@ -81,6 +81,24 @@ class Watermark:
         without an event time yet."""
         return dict(self._pending)
 
+    def holding(self, wall_ms: int) -> list[Hashable]:
+        """The sources the watermark waits for now: those with data but no
+        event time yet, or else the active one furthest behind (for a log
+        line when the clock stops moving)."""
+        waiting = [
+            src
+            for src, last in self._pending.items()
+            if wall_ms - last < self._idle_ms or src in self._held
+        ]
+        if waiting or not self._seen:
+            return sorted(waiting, key=repr)
+        active = {
+            src: ts
+            for src, ts in self._seen.items()
+            if wall_ms - self._last[src] < self._idle_ms or src in self._held
+        }
+        return [min(active, key=lambda src: (active[src], repr(src)))] if active else []
+
     def value(self, wall_ms: int) -> int | None:
         if not self._seen or any(
             wall_ms - last < self._idle_ms or src in self._held
@@ -137,6 +155,14 @@ class SenderClocks:
                 if sender in clocks._clocks:
                     clocks._clocks[sender] = clock_ms
         return clocks
+
+    def holding(self) -> list[str]:
+        """The senders this clock waits for: those not heard yet, or else the
+        one furthest behind."""
+        unheard = [sender for sender, clock in self._clocks.items() if clock is None]
+        if unheard or not self._clocks:
+            return unheard
+        return [min(self._clocks, key=lambda sender: (self._clocks[sender], sender))]
 
     def value(self) -> int | None:
         clocks = list(self._clocks.values())

@@ -617,6 +617,40 @@ async def report_live() -> None:
             await kpi_deltas.send(value=orjson.dumps({"progress": progress}), partition=target)
 
 
+CLOCKS_LOG_INTERVAL_S = 30.0
+
+
+@app.timer(interval=CLOCKS_LOG_INTERVAL_S)
+async def log_clocks() -> None:
+    """With the event clock, each stage partition's clock and what it waits
+    for, in one log line: where to look when the wallboard stops moving."""
+    if settings.clock != "event" or not _ready():
+        return
+    wall = now_ms()
+
+    def at(clock: int | None) -> str:
+        return "-" if clock is None else iso(clock)
+
+    parts = [f"ingest holds {ingest_stage.watermark.holding(wall)}"]
+    for partition in sorted(owned.get(by_interaction.get_topic_name(), ())):
+        watermark = interaction_stage.watermarks.get(partition)
+        waits = [] if watermark is None else watermark.holding(wall)
+        clock = interaction_stage.clock(partition, wall)
+        parts.append(f"i{partition} {at(clock)} waits for {waits}")
+    for partition in sorted(owned.get(by_customer.get_topic_name(), ())):
+        upstream = customer_stage.upstream.get(partition)
+        waits_for = [] if upstream is None else upstream.holding()
+        clock = customer_stage.clock(partition, wall)
+        parts.append(f"c{partition} {at(clock)} waits for {waits_for}")
+    clocks = board_stage.clocks(wall)
+    for partition in sorted(board_stage.held()):
+        upstream = board_stage.upstream.get(partition)
+        waits_for = [] if upstream is None else upstream.holding()
+        parts.append(f"board{partition} {at(clocks.get(partition))} waits for {waits_for}")
+    parts.append(f"board inputs hold {board_stage.watermark.holding(wall)}")
+    log.info("clocks: %s", "; ".join(parts))
+
+
 def _input_lag() -> dict[tuple[str, int], int]:
     """Messages between the last one read and the end of each input partition
     (the monitor keeps partitions this worker no longer holds: filter them)."""

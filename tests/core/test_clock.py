@@ -101,3 +101,23 @@ def test_sender_clocks_come_back_from_the_wire_as_they_were() -> None:
     again.report("i2", 9_000)
     assert again.value() == 8_000
     assert SenderClocks.from_wire(["i0"], None).value() is None
+
+
+def test_holding_names_what_the_watermark_waits_for() -> None:
+    w = Watermark(idle_timeout_ms=1_000)
+    assert w.holding(0) == []
+    w.observe("a", 500, wall_ms=0)
+    w.observe("b", 300, wall_ms=0)
+    assert w.holding(10) == ["b"]
+    w.touch("c", wall_ms=10)  # data, no event time yet: it holds everything
+    assert w.holding(20) == ["c"]
+    assert w.holding(5_000) == []  # all idle: the watermark is the largest seen
+
+
+def test_holding_names_the_senders_a_clock_waits_for() -> None:
+    clocks = SenderClocks(["i0", "i1", "i2"])
+    clocks.report("i1", 40)
+    assert clocks.holding() == ["i0", "i2"]
+    clocks.report("i0", 70)
+    clocks.report("i2", 50)
+    assert clocks.holding() == ["i1"]
