@@ -25,6 +25,7 @@ from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 from faust.utils.terminal import SpinnerHandler
 from faust.web import Request, Response, View
+from mode import CrashingSupervisor
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from streams.config import CHANNELS, UNKNOWN, ConfigError, load_settings
@@ -462,7 +463,7 @@ COMMITTERS = (ingest_commits, interaction_commits, customer_commits, board_commi
 # README "Guarantees".
 
 
-@app.agent(input_topic)
+@app.agent(input_topic, supervisor_strategy=CrashingSupervisor)
 async def ingest(stream: faust.StreamT) -> None:
     async for taken in stream.noack_take(1000, within=0.05):
         _sync()
@@ -480,7 +481,7 @@ async def ingest(stream: faust.StreamT) -> None:
             await ingest_commits.processed(stream, batch)
 
 
-@app.agent(by_interaction)
+@app.agent(by_interaction, supervisor_strategy=CrashingSupervisor)
 async def interactions(stream: faust.StreamT) -> None:
     topic = by_interaction.get_topic_name()
     async for taken in stream.noack_take(200, within=0.05):
@@ -501,7 +502,7 @@ async def interactions(stream: faust.StreamT) -> None:
             await interaction_commits.processed(stream, batch)
 
 
-@app.agent(by_customer)
+@app.agent(by_customer, supervisor_strategy=CrashingSupervisor)
 async def customers(stream: faust.StreamT) -> None:
     topic = by_customer.get_topic_name()
     async for taken in stream.noack_take(200, within=0.05):
@@ -522,7 +523,7 @@ async def customers(stream: faust.StreamT) -> None:
             await customer_commits.processed(stream, batch)
 
 
-@app.agent(kpi_deltas)
+@app.agent(kpi_deltas, supervisor_strategy=CrashingSupervisor)
 async def board(stream: faust.StreamT) -> None:
     topic = kpi_deltas.get_topic_name()
     async for taken in stream.noack_take(200, within=0.05):
