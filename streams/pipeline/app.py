@@ -35,6 +35,7 @@ from streams.core.record import iso
 from streams.pipeline.changelog import BatchedChangelog
 from streams.pipeline.committer import Committer
 from streams.pipeline.continuity import Continuity
+from streams.pipeline.memory import release_free_memory
 from streams.pipeline.outgoing import Outgoing
 from streams.pipeline.refetch import Record, Refetcher
 from streams.pipeline.stages import (
@@ -757,6 +758,12 @@ async def expire() -> None:
         for partition in sorted(owned.get(by_customer.get_topic_name(), ())):
             customer_stage.expire(partition, wall)
         await customer_commits.commit_locked()
+
+
+@app.timer(interval=10.0)
+async def release_memory() -> None:
+    """What a backlog held and freed goes back to the OS (streams.pipeline.memory)."""
+    release_free_memory()
 
 
 @app.on_before_shutdown.connect
