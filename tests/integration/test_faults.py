@@ -229,12 +229,6 @@ def test_the_reference_run_is_complete(reference: Outputs) -> None:
     assert any(name.endswith("_total") for name, _ in reference.metrics)
 
 
-@pytest.mark.xfail(
-    reason="flaky (README, Guarantees): passed in most runs; failures seen: a contact's "
-    "events lost after the restart's rebalance (fixed since), cc.kpis behind Redis, the "
-    "records of one board partition's channels never rewritten after the restart",
-    strict=False,
-)
 def test_kill_9_mid_stream_then_restart(new_deployment, stream, facts, reference) -> None:
     deployment = new_deployment("kill")
     messages = encoded(stream)
@@ -246,12 +240,6 @@ def test_kill_9_mid_stream_then_restart(new_deployment, stream, facts, reference
     assert_same(settled_outputs(deployment, facts), reference, deployment.workers)
 
 
-@pytest.mark.xfail(
-    reason="known gap (README, Guarantees): no clean record yet; failures seen: totals "
-    "high from corrections that came after their bucket settled, contacts that lost "
-    "an event (causes of both fixed on 2026-12-03)",
-    strict=False,
-)
 def test_kill_9_one_of_two_workers(new_deployment, stream, facts, reference) -> None:
     deployment = new_deployment("rebalance")
     first, second = deployment.start_worker(), deployment.start_worker()
