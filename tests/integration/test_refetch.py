@@ -21,13 +21,19 @@ def read(bootstrap: str, topic: str, start: int, end: int) -> list[tuple[int, by
     return [(r.offset, r.value) for r in records]
 
 
-def test_a_range_is_read_exactly(kafka_bootstrap: str, fresh_topics) -> None:
-    topic = fresh_topics(["log"], partitions=1)["log"]
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
-    for i in range(20):
-        producer.send(topic, value=b"m%d" % i, partition=0)
+def produce(bootstrap: str, topics: list[str], count: int) -> None:
+    """`count` messages m0, m1, ... to partition 0 of each topic."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for topic in topics:
+        for i in range(count):
+            producer.send(topic, value=b"m%d" % i, partition=0)
     producer.flush()
     producer.close()
+
+
+def test_a_range_is_read_exactly(kafka_bootstrap: str, fresh_topics) -> None:
+    topic = fresh_topics(["log"], partitions=1)["log"]
+    produce(kafka_bootstrap, [topic], 20)
 
     assert read(kafka_bootstrap, topic, 5, 12) == [(o, b"m%d" % o) for o in range(5, 12)]
     assert read(kafka_bootstrap, topic, 19, 20) == [(19, b"m19")]
@@ -53,11 +59,7 @@ def test_records_deleted_by_retention_are_not_waited_for(
     kafka_bootstrap: str, fresh_topics, kafka_admin
 ) -> None:
     topic = fresh_topics(["log"], partitions=1)["log"]
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
-    for i in range(10):
-        producer.send(topic, value=b"m%d" % i, partition=0)
-    producer.flush()
-    producer.close()
+    produce(kafka_bootstrap, [topic], 10)
     kafka_admin.delete_records({TopicPartition(topic, 0): 6}, timeout_ms=30_000)
 
     assert read(kafka_bootstrap, topic, 2, 5) == []
@@ -70,12 +72,7 @@ def test_a_partition_starts_at_the_groups_committed_offset(
     """Or at the log's start: without a committed offset, or past a committed
     offset that retention deleted."""
     topics = fresh_topics(["committed", "never", "deleted"], partitions=1)
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
-    for topic in topics.values():
-        for i in range(10):
-            producer.send(topic, value=b"m%d" % i, partition=0)
-    producer.flush()
-    producer.close()
+    produce(kafka_bootstrap, list(topics.values()), 10)
     group = f"group-{topics['committed']}"
     committer = KafkaConsumer(
         bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
