@@ -85,30 +85,25 @@ class Watermark:
         """The sources the watermark waits for now: those with data but no
         event time yet, or else the active one furthest behind (for a log
         line when the clock stops moving)."""
-        waiting = [
-            src
-            for src, last in self._pending.items()
-            if wall_ms - last < self._idle_ms or src in self._held
-        ]
+        waiting = [src for src, last in self._pending.items() if self._holds(src, last, wall_ms)]
         if waiting or not self._seen:
             return sorted(waiting, key=repr)
         active = {
-            src: ts
-            for src, ts in self._seen.items()
-            if wall_ms - self._last[src] < self._idle_ms or src in self._held
+            src: ts for src, ts in self._seen.items() if self._holds(src, self._last[src], wall_ms)
         }
         return [min(active, key=lambda src: (active[src], repr(src)))] if active else []
 
+    def _holds(self, src: Hashable, last_wall_ms: int, wall_ms: int) -> bool:
+        """`src` counts now: it delivered within the idle timeout, or has unread data."""
+        return wall_ms - last_wall_ms < self._idle_ms or src in self._held
+
     def value(self, wall_ms: int) -> int | None:
         if not self._seen or any(
-            wall_ms - last < self._idle_ms or src in self._held
-            for src, last in self._pending.items()
+            self._holds(src, last, wall_ms) for src, last in self._pending.items()
         ):
             return self._value
         active = [
-            ts
-            for src, ts in self._seen.items()
-            if wall_ms - self._last[src] < self._idle_ms or src in self._held
+            ts for src, ts in self._seen.items() if self._holds(src, self._last[src], wall_ms)
         ]
         candidate = min(active) if active else max(self._seen.values())
         if self._value is None or candidate > self._value:
