@@ -75,6 +75,18 @@ def rss_bytes(pid: int) -> tuple[int, int]:
     return rss, peak
 
 
+def settled_rss(pid: int, seconds: float, every: float = 0.5) -> int:
+    """The lowest RSS of a process tree over `seconds` of idling: what it keeps
+    once done, rather than whatever a last flush or the next free-memory
+    release (every 10 s in the worker) happens to be in the middle of."""
+    lowest = rss_bytes(pid)[0]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(every)
+        lowest = min(lowest, rss_bytes(pid)[0])
+    return lowest
+
+
 @dataclass
 class Sampler:
     """CPU of a process tree over time, so that the CPU spent between two

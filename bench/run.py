@@ -41,6 +41,7 @@ from bench.common import (
     percentile,
     rss_bytes,
     scrape,
+    settled_rss,
     total,
 )
 
@@ -49,6 +50,9 @@ CC_KPI = str(Path(PY).with_name("cc-kpi"))
 SINGLE, BATCHED = "single", "batch100"
 BATCH_SIZE = 100
 SKIP_PERCENT = 5
+SETTLE_SECONDS = 15.0
+"""How long the memory part watches a drained worker for its RSS: longer than
+the worker's free-memory release interval (10 s)."""
 """Timing starts once this share of the events is through: start-up, group
 join and the first (possibly huge) batch are not throughput."""
 PREFIX = {SINGLE: "bench.s", BATCHED: "bench.b"}
@@ -630,6 +634,7 @@ class Bench:
         port = self.env.port()
         proc = self.start_pipeline(app_id, self.pipeline_config(app_id, prefix, "event"), port)
         rss: dict[int, int] = {}
+        peak: dict[int, int] = {}
         started = time.monotonic()
         done = 0
         try:
@@ -654,15 +659,19 @@ class Bench:
                     wait_for(f"{mark:,} events through", tracker.drained, self.args.timeout, [proc])
                 finally:
                     tracker.close()
-                rss[mark] = rss_bytes(proc.popen.pid)[0]
+                rss[mark] = settled_rss(proc.popen.pid, SETTLE_SECONDS)
+                peak[mark] = rss_bytes(proc.popen.pid)[1]
                 print(
-                    f"  memory: RSS {rss[mark] / 2**20:.0f} MiB after {mark:,} events", flush=True
+                    f"  memory: RSS {rss[mark] / 2**20:.0f} MiB after {mark:,} events "
+                    f"(peak so far {peak[mark] / 2**20:.0f} MiB)",
+                    flush=True,
                 )
         finally:
             proc.stop()
         state = changelog_size(self.env, f"{app_id}-customers-changelog")
         self.results.memory = {
             "rss": rss,
+            "peak": peak,
             "seconds": time.monotonic() - started,
             "customers_state": state,
         }
