@@ -75,7 +75,15 @@ class PipelineApp(faust.App):
         stop the `commit` timer has already ended. So the stages commit while
         Faust waits: a SIGTERM stops the worker at once instead of after
         Faust's wait times out (overrides a private method of faust-streaming
-        0.15, pinned in pyproject.toml)."""
+        0.15, pinned in pyproject.toml).
+
+        A stage whose batch failed acknowledges nothing any more
+        (streams.pipeline.committer), and the worker is on its way down: the
+        other stages commit once, and Faust does not wait for what will never
+        come."""
+        if any(committer.broken for committer in COMMITTERS):
+            await _commit_pending(due_only=False)
+            return
         done = asyncio.Event()
         committing = asyncio.ensure_future(_commit_until(done))
         try:
@@ -470,7 +478,7 @@ async def ingest(stream: faust.StreamT) -> None:
         _sync()
         batch = await _in_order(taken)
         wall = now_ms()
-        async with ingest_commits.lock:
+        async with ingest_commits.working():
             ingest_stage.behind(_lagging(), wall)
             out = Outbox()
             ingest_stage.process(
@@ -489,7 +497,7 @@ async def interactions(stream: faust.StreamT) -> None:
         _sync()
         batch = await _in_order(taken)
         wall = now_ms()
-        async with interaction_commits.lock:
+        async with interaction_commits.working():
             _own_batch(topic, batch)
             outgoing = Outgoing(BATCH_ITEMS)
             for event in batch:
@@ -510,7 +518,7 @@ async def customers(stream: faust.StreamT) -> None:
         _sync()
         batch = await _in_order(taken)
         wall = now_ms()
-        async with customer_commits.lock:
+        async with customer_commits.working():
             _own_batch(topic, batch)
             outgoing = Outgoing(BATCH_ITEMS)
             for event in batch:
@@ -531,7 +539,7 @@ async def board(stream: faust.StreamT) -> None:
         _sync()
         batch = await _in_order(taken)
         wall = now_ms()
-        async with board_commits.lock:
+        async with board_commits.working():
             _own_batch(topic, batch)
             for event in batch:
                 board_stage.process(orjson.loads(event.value), wall, event.message.partition)
@@ -576,10 +584,11 @@ async def report_live() -> None:
     event_clock = settings.clock == "event"
     progress: list[list[Any]] = []
     if event_clock:
-        # Under ingest's lock: no progress report passes events still unsent.
+        # Under ingest's lock: no progress report passes events still unsent
+        # (nor any, once a batch failed: committer.py).
         async with ingest_commits.lock:
             ingest_stage.behind(_lagging(), wall)
-            progress = ingest_stage.progress(wall)
+            progress = [] if ingest_commits.broken else ingest_stage.progress(wall)
             if progress:
                 heartbeat = orjson.dumps({"e": [], "progress": progress})
                 for target in range(N):
@@ -589,7 +598,10 @@ async def report_live() -> None:
     # the stages.
     outgoing: list[tuple[faust.TopicT, int, bytes]] = []
     async with interaction_commits.lock:
-        for partition in sorted(owned.get(by_interaction.get_topic_name(), ())):
+        reporting = (
+            () if interaction_commits.broken else owned.get(by_interaction.get_topic_name(), ())
+        )
+        for partition in sorted(reporting):
             gauges = interaction_stage.live(partition, wall)
             clock = interaction_stage.clock(partition, wall)
             rows: dict[int, list[list[Any]]] = {p: [] for p in CHANNEL_PARTITIONS}
@@ -605,7 +617,10 @@ async def report_live() -> None:
                 outgoing += [(by_customer, target, orjson.dumps(body)) for target in range(N)]
     if event_clock:
         async with customer_commits.lock:
-            for partition in sorted(owned.get(by_customer.get_topic_name(), ())):
+            reporting = (
+                () if customer_commits.broken else owned.get(by_customer.get_topic_name(), ())
+            )
+            for partition in sorted(reporting):
                 clock = customer_stage.clock(partition, wall)
                 if clock is not None:
                     body = {"clock": f"c{partition}", "wm": clock}
@@ -712,6 +727,8 @@ async def publish_snapshot() -> None:
     global last_snapshot_ms
     wall = now_ms()
     async with board_commits.lock:
+        if board_commits.broken:
+            return
         clock = board_stage.tick(wall)
         await board_commits.commit_locked()
     if clock is None:

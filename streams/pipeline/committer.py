@@ -16,6 +16,13 @@ behind the outputs: the batches are read again, and what they send again
 carries the same positions (sender, offset, index) and is dropped downstream
 (README, "Guarantees").
 
+A batch whose work fails half done (a send raises, the agent is cancelled)
+leaves the stage's memory ahead of what it sent: its state, and its clock. The
+stage is then `broken`: nothing of it is committed any more, and its clocks
+and reports stay unsent, until the worker is restarted and reads the batch
+again. A commit or a progress report slipping out between the failure and the
+worker's exit would make durable a state, or a clock, that no output backs.
+
 A stage also commits as soon as its pending state is `full`, so that a commit
 (a partition's writes, streams.pipeline.table_store) stays a few MiB however
 fast the stage goes.
@@ -24,8 +31,9 @@ fast the stage goes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 
@@ -46,6 +54,17 @@ class Committer:
         batch's state durable before that batch's output."""
         self.pending: list[tuple[Any, Sequence[Any]]] = []
         self.last = time.monotonic()
+        self.broken = False
+
+    @contextlib.asynccontextmanager
+    async def working(self) -> AsyncIterator[None]:
+        """`lock`, held for a batch's work; the stage is `broken` if it fails."""
+        async with self.lock:
+            try:
+                yield
+            except BaseException:
+                self.broken = True
+                raise
 
     def hold(self, stream: Any, events: Sequence[Any]) -> None:
         """Events processed but not durable yet (acknowledged by `commit_locked`)."""
@@ -67,7 +86,9 @@ class Committer:
             await self.commit_locked()
 
     async def commit_locked(self) -> None:
-        """Only with `lock` held."""
+        """Only with `lock` held. Does nothing once the stage is broken."""
+        if self.broken:
+            return
         await self.flush()
         await self.write_state()
         # Under the lock nothing was held meanwhile; on an error above, nothing

@@ -120,14 +120,15 @@ class Deployment:
             client.close()
 
     def read_topic(self, name: str, timeout_s: float = 30.0) -> list[Any]:
-        """Every record of a topic up to its end offsets at the time of the call."""
+        """Every record of a topic (a logical name of [topics], or a real name)
+        up to its end offsets at the time of the call."""
+        topic = self.topics.get(name, name)
         consumer = KafkaConsumer(
             bootstrap_servers=self.kafka, enable_auto_commit=False, group_id=None
         )
         try:
             partitions = [
-                TopicPartition(self.topics[name], p)
-                for p in consumer.partitions_for_topic(self.topics[name]) or ()
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
             ]
             consumer.assign(partitions)
             consumer.seek_to_beginning(*partitions)

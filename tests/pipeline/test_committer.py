@@ -84,6 +84,46 @@ def test_a_batch_taken_during_a_commit_waits_for_the_next_one() -> None:
     assert journal.steps == ["flush", "state", "ack 1", "flush", "state", "ack 2"]
 
 
+@pytest.mark.parametrize("failure", [RuntimeError("send failed"), asyncio.CancelledError()])
+def test_after_a_batch_failed_half_done_nothing_of_the_stage_is_committed(
+    failure: BaseException,
+) -> None:
+    """The failed batch changed the stage's memory without sending what it
+    owed: a commit now (a timer's, or the shutdown's) would make that state
+    durable, and the batch read again after the restart would send nothing."""
+    journal = Journal()
+    committer = Committer(journal.flush, journal.write_state, interval_s=0.0)
+    stream = Stream(journal)
+
+    async def scenario() -> None:
+        async with committer.working():
+            await committer.processed(stream, [1])
+        with pytest.raises(type(failure)):
+            async with committer.working():
+                raise failure
+        committer.hold(stream, [2])
+        await committer.commit()
+
+    asyncio.run(scenario())
+    assert committer.broken
+    assert journal.steps == ["flush", "state", "ack 1"]
+    assert [events for _, events in committer.pending] == [[2]]
+
+
+def test_a_batch_that_succeeds_leaves_the_stage_whole() -> None:
+    journal = Journal()
+    committer = Committer(journal.flush, journal.write_state, interval_s=60.0)
+
+    async def scenario() -> None:
+        async with committer.working():
+            await committer.processed(Stream(journal), [1])
+        await committer.commit()
+
+    asyncio.run(scenario())
+    assert not committer.broken
+    assert journal.steps == ["flush", "state", "ack 1"]
+
+
 def test_due_after_the_interval() -> None:
     journal = Journal()
     committer = Committer(journal.flush, journal.write_state, interval_s=0.0)
