@@ -186,6 +186,10 @@ owned: dict[str, set[int]] = {}
 lost: set[tuple[str, int]] = set()
 """Adopted partitions that an assignment since then did not include."""
 input_sources: set[tuple[str, int]] = set()
+background: set[asyncio.Future[None]] = set()
+"""Tasks started from synchronous code, kept until done."""
+input_ends: dict[tuple[str, int], int] = {}
+"""End offsets of the input partitions, asked of the broker at their assignment."""
 CHANNEL_PARTITIONS = sorted({partition_for(c, N) for c in (*CHANNELS, UNKNOWN)})
 
 
@@ -226,6 +230,7 @@ async def _revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
         if (tp.topic, tp.partition) in input_sources:
             ingest_stage.forget(tp.topic, tp.partition)
             input_sources.discard((tp.topic, tp.partition))
+            input_ends.pop((tp.topic, tp.partition), None)
 
 
 @app.on_partitions_assigned.connect
@@ -267,10 +272,22 @@ def _sync() -> None:
     wall = now_ms()
     for source in sorted(inputs - before_inputs):
         ingest_stage.assigned(source, wall)
+    if inputs - before_inputs:
+        learning = asyncio.ensure_future(_learn_ends(inputs - before_inputs))
+        background.add(learning)
+        learning.add_done_callback(background.discard)
     for source in before_inputs - inputs:
         ingest_stage.forget(*source)
+        input_ends.pop(source, None)
     input_sources.clear()
     input_sources.update(inputs)
+
+
+async def _learn_ends(sources: set[tuple[str, int]]) -> None:
+    """Where the logs of newly assigned input partitions end: until then, or
+    until their first records (which tell Faust), they hold the clocks."""
+    ends = await refetcher.ends(sources)
+    input_ends.update((source, end) for source, end in ends.items() if source in input_sources)
 
 
 def _own(topic: str, partition: int) -> None:
@@ -684,9 +701,13 @@ def _input_lag() -> dict[tuple[str, int], int]:
 def _lagging() -> list[tuple[str, int]]:
     """Input partitions with messages not taken yet (see `unread`)."""
     monitor = app.monitor
+    ends = dict(input_ends)
+    for tp, end in monitor.tp_end_offsets.items():
+        source = (tp.topic, tp.partition)
+        ends[source] = max(end, ends.get(source, end))
     return unread(
         sorted(input_sources),
-        {(tp.topic, tp.partition): end for tp, end in monitor.tp_end_offsets.items()},
+        ends,
         {(tp.topic, tp.partition): offset for tp, offset in monitor.tp_read_offsets.items()},
         {source: _committed(TP(*source)) for source in input_sources},
     )

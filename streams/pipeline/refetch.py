@@ -12,7 +12,7 @@ itself costs one fetch and is then accepted.
 
 It also tells where a partition's reading starts after an assignment (the
 group's committed offset, asked of the broker): the offset its first message
-must have.
+must have; and where its log ends (streams.pipeline.stages.unread).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from kafka.admin import OffsetSpec
 log = logging.getLogger(__name__)
 
 EARLIEST = OffsetSpec.EARLIEST
+LATEST = OffsetSpec.LATEST
 POLL_MS = 500
 DEADLINE_S = 30.0
 """How long one attempt may take before it is given up and retried."""
@@ -68,6 +69,12 @@ class Refetcher:
         messages can come before that."""
         return await self._retried(f"{group}: reading committed offsets", self._starts, group, tps)
 
+    async def ends(self, tps: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The end offset of each of `tps` now. Faust learns a partition's end
+        only with its first records, and after an assignment a partition with
+        a backlog must hold the clocks before then."""
+        return await self._retried("reading end offsets", self._ends, tps)
+
     async def _retried(self, what: str, call: Any, *args: Any) -> Any:
         async with self._lock:
             while True:
@@ -90,14 +97,24 @@ class Refetcher:
             )
         return self._consumer
 
-    def _starts(self, group: str, tps: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    def _admin_client(self) -> Any:
         if self._admin is None:
             self._admin = KafkaAdminClient(**self._kafka_args)
+        return self._admin
+
+    def _ends(self, tps: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
         partitions = [TopicPartition(topic, partition) for topic, partition in sorted(tps)]
-        committed = self._admin.list_group_offsets({group: partitions})[group]
+        ends = self._admin_client().list_partition_offsets(dict.fromkeys(partitions, LATEST))
+        return {(tp.topic, tp.partition): ends[tp].offset for tp in partitions}
+
+    def _starts(self, group: str, tps: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        partitions = [TopicPartition(topic, partition) for topic, partition in sorted(tps)]
+        committed = self._admin_client().list_group_offsets({group: partitions})[group]
         # The admin client, not the consumer: kafka-python 3.0's
         # beginning_offsets raises KeyError for a topic its metadata lacks.
-        beginnings = self._admin.list_partition_offsets(dict.fromkeys(partitions, EARLIEST))
+        beginnings = self._admin_client().list_partition_offsets(
+            dict.fromkeys(partitions, EARLIEST)
+        )
         return {
             (tp.topic, tp.partition): max(
                 committed[tp].offset if tp in committed else -1, beginnings[tp].offset

@@ -240,11 +240,13 @@ def unread(
     their assignment whose end is past their committed offset (a dead
     worker's backlog: however long the take-over's recovery lasts, it must
     hold the clocks rather than look idle). A partition whose end is not known
-    yet holds them for the idle timeout only."""
+    yet (asked of the broker at its assignment) may have a backlog: it holds
+    them too."""
     behind = []
     for source in sources:
         end = ends.get(source)
         if end is None:
+            behind.append(source)
             continue
         last = read.get(source)
         position = last + 1 if last is not None else (committed.get(source) or 0)

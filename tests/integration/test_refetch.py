@@ -98,3 +98,20 @@ def test_a_partition_starts_at_the_groups_committed_offset(
         (topics["never"], 0): 3,
         (topics["deleted"], 0): 4,
     }
+
+
+def test_where_a_partitions_log_ends(kafka_bootstrap: str, fresh_topics) -> None:
+    topics = fresh_topics(["ten", "empty"], partitions=2)
+    produce(kafka_bootstrap, [topics["ten"]], 10)
+    refetcher = Refetcher({"bootstrap_servers": kafka_bootstrap})
+    sources = {(topic, p) for topic in topics.values() for p in (0, 1)}
+    try:
+        ends = asyncio.run(refetcher.ends(sources))
+    finally:
+        refetcher.close()
+    assert ends == {
+        (topics["ten"], 0): 10,
+        (topics["ten"], 1): 0,
+        (topics["empty"], 0): 0,
+        (topics["empty"], 1): 0,
+    }

@@ -74,5 +74,7 @@ def test_a_partition_taken_over_holds_the_clocks_until_its_backlog_is_read() -> 
     assert behind == [calls1, calls2]
 
 
-def test_a_partition_whose_end_is_not_known_yet_is_not_held_by_it() -> None:
-    assert unread([("cc.calls", 0)], ends={}, read={}, committed={}) == []
+def test_a_partition_whose_end_is_not_known_yet_holds_the_clocks() -> None:
+    """Right after an assignment, before the broker said where its log ends
+    and before its first records came: it may hold the oldest events."""
+    assert unread([("cc.calls", 0)], ends={}, read={}, committed={}) == [("cc.calls", 0)]
