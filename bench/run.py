@@ -50,11 +50,11 @@ CC_KPI = str(Path(PY).with_name("cc-kpi"))
 SINGLE, BATCHED = "single", "batch100"
 BATCH_SIZE = 100
 SKIP_PERCENT = 5
+"""Timing starts once this share of the events is through: start-up, group
+join and the first (possibly huge) batch are not throughput."""
 SETTLE_SECONDS = 15.0
 """How long the memory part watches a drained worker for its RSS: longer than
 the worker's free-memory release interval (10 s)."""
-"""Timing starts once this share of the events is through: start-up, group
-join and the first (possibly huge) batch are not throughput."""
 PREFIX = {SINGLE: "bench.s", BATCHED: "bench.b"}
 VARIANTS = ("raw", "floor", "baseline", "pipeline", "head")
 """`head` is the pipeline of the last commit (`git archive HEAD`), to compare

@@ -270,10 +270,11 @@ def _sync() -> None:
     inputs = {(tp.topic, tp.partition) for tp in actives if tp.topic in topics.inputs()}
     before_inputs = input_sources.copy()
     wall = now_ms()
-    for source in sorted(inputs - before_inputs):
+    new_inputs = inputs - before_inputs
+    for source in sorted(new_inputs):
         ingest_stage.assigned(source, wall)
-    if inputs - before_inputs:
-        learning = asyncio.ensure_future(_learn_ends(inputs - before_inputs))
+    if new_inputs:
+        learning = asyncio.ensure_future(_learn_ends(new_inputs))
         background.add(learning)
         learning.add_done_callback(background.discard)
     for source in before_inputs - inputs:
@@ -615,10 +616,7 @@ async def report_live() -> None:
     # the stages.
     outgoing: list[tuple[faust.TopicT, int, bytes]] = []
     async with interaction_commits.lock:
-        reporting = (
-            () if interaction_commits.broken else owned.get(by_interaction.get_topic_name(), ())
-        )
-        for partition in sorted(reporting):
+        for partition in _reporting(interaction_commits, by_interaction):
             gauges = interaction_stage.live(partition, wall)
             clock = interaction_stage.clock(partition, wall)
             rows: dict[int, list[list[Any]]] = {p: [] for p in CHANNEL_PARTITIONS}
@@ -634,10 +632,7 @@ async def report_live() -> None:
                 outgoing += [(by_customer, target, orjson.dumps(body)) for target in range(N)]
     if event_clock:
         async with customer_commits.lock:
-            reporting = (
-                () if customer_commits.broken else owned.get(by_customer.get_topic_name(), ())
-            )
-            for partition in sorted(reporting):
+            for partition in _reporting(customer_commits, by_customer):
                 clock = customer_stage.clock(partition, wall)
                 if clock is not None:
                     body = {"clock": f"c{partition}", "wm": clock}
@@ -649,6 +644,12 @@ async def report_live() -> None:
     if progress:
         for target in CHANNEL_PARTITIONS:
             await kpi_deltas.send(value=orjson.dumps({"progress": progress}), partition=target)
+
+
+def _reporting(committer: Committer, topic: faust.TopicT) -> list[int]:
+    """The partitions of a stage that report their clocks: those it owns,
+    none once a batch of it failed (streams.pipeline.committer)."""
+    return [] if committer.broken else sorted(owned.get(topic.get_topic_name(), ()))
 
 
 CLOCKS_LOG_INTERVAL_S = 30.0
