@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -25,7 +27,6 @@ from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 from faust.utils.terminal import SpinnerHandler
 from faust.web import Request, Response, View
-from mode import CrashingSupervisor
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from streams.config import CHANNELS, UNKNOWN, ConfigError, load_settings
@@ -75,15 +76,7 @@ class PipelineApp(faust.App):
         stop the `commit` timer has already ended. So the stages commit while
         Faust waits: a SIGTERM stops the worker at once instead of after
         Faust's wait times out (overrides a private method of faust-streaming
-        0.15, pinned in pyproject.toml).
-
-        A stage whose batch failed acknowledges nothing any more
-        (streams.pipeline.committer), and the worker is on its way down: the
-        other stages commit once, and Faust does not wait for what will never
-        come."""
-        if any(committer.broken for committer in COMMITTERS):
-            await _commit_pending(due_only=False)
-            return
+        0.15, pinned in pyproject.toml)."""
         done = asyncio.Event()
         committing = asyncio.ensure_future(_commit_until(done))
         try:
@@ -489,8 +482,38 @@ COMMITTERS = (ingest_commits, interaction_commits, customer_commits, board_commi
 # at the same positions (sender, offset, index), which the board drops. See
 # README "Guarantees".
 
+EXIT_STAGE_FAILED = os.EX_SOFTWARE
+StageAgent = Callable[[faust.StreamT], Awaitable[None]]
 
-@app.agent(input_topic, supervisor_strategy=CrashingSupervisor)
+
+def _exits_on_failure(agent: StageAgent) -> StageAgent:
+    """A stage that fails outside the KPI code ends the worker's process at
+    once, with its error, for its supervisor (systemd, Kubernetes, compose's
+    restart policy) to start it again; the restart reads again from the
+    committed offsets, as after a `kill -9`: nothing is lost. Not by Faust's
+    means: its default restarts the agent in place without the batch it held,
+    and its crash stop hangs for good when offsets wait to be committed
+    (mode stops the consumer's thread, then Faust commits through it)."""
+
+    @functools.wraps(agent)
+    async def run(stream: faust.StreamT) -> None:
+        try:
+            await agent(stream)
+        except Exception:
+            log.critical(
+                "stage %s failed; the worker exits (status %d) for its supervisor to restart it",
+                agent.__name__,
+                EXIT_STAGE_FAILED,
+                exc_info=True,
+            )
+            logging.shutdown()
+            os._exit(EXIT_STAGE_FAILED)
+
+    return run
+
+
+@app.agent(input_topic)
+@_exits_on_failure
 async def ingest(stream: faust.StreamT) -> None:
     async for taken in stream.noack_take(1000, within=0.05):
         _sync()
@@ -508,7 +531,8 @@ async def ingest(stream: faust.StreamT) -> None:
             await ingest_commits.processed(stream, batch)
 
 
-@app.agent(by_interaction, supervisor_strategy=CrashingSupervisor)
+@app.agent(by_interaction)
+@_exits_on_failure
 async def interactions(stream: faust.StreamT) -> None:
     topic = by_interaction.get_topic_name()
     async for taken in stream.noack_take(200, within=0.05):
@@ -529,7 +553,8 @@ async def interactions(stream: faust.StreamT) -> None:
             await interaction_commits.processed(stream, batch)
 
 
-@app.agent(by_customer, supervisor_strategy=CrashingSupervisor)
+@app.agent(by_customer)
+@_exits_on_failure
 async def customers(stream: faust.StreamT) -> None:
     topic = by_customer.get_topic_name()
     async for taken in stream.noack_take(200, within=0.05):
@@ -550,7 +575,8 @@ async def customers(stream: faust.StreamT) -> None:
             await customer_commits.processed(stream, batch)
 
 
-@app.agent(kpi_deltas, supervisor_strategy=CrashingSupervisor)
+@app.agent(kpi_deltas)
+@_exits_on_failure
 async def board(stream: faust.StreamT) -> None:
     topic = kpi_deltas.get_topic_name()
     async for taken in stream.noack_take(200, within=0.05):

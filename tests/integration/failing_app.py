@@ -2,7 +2,7 @@
 poison pill is to blame (say, a bug in how it sends): every send of ingest to
 the interaction partitions raises, after a while, as a send that times out
 would. Meanwhile the timer that reports ingest's progress waits for the stage's
-lock, and gets it the moment the batch fails."""
+lock, and would get it the moment the batch fails if the worker lived on."""
 
 from __future__ import annotations
 

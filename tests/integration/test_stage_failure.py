@@ -1,17 +1,20 @@
-"""A stage that fails outside the KPI code stops its worker, with an error and
-a non-zero exit, for the process supervisor to restart: Faust's default would
-restart the agent in place without the batch it held, which then was never
-processed nor acknowledged, and the pipeline's clock stopped for good. The
-restarted worker reads again from the committed offsets: nothing is lost.
+"""A stage that fails outside the KPI code ends its worker at once, with an
+error and a non-zero status, for the process supervisor to restart: Faust's
+default would restart the agent in place without the batch it held, which then
+was never processed nor acknowledged, and the pipeline's clock stopped for
+good; and Faust's crash stop hung for good when offsets waited to be committed
+(its consumer thread stopped first). The restarted worker reads again from the
+committed offsets: nothing is lost.
 
-Between the failure and the exit, the failed stage sends nothing more: its
-memory is ahead of what it sent (streams.pipeline.committer). A progress report
-sent then once carried event times of events never sent; the restarted
-worker's clocks ran ahead of its data, settled buckets early, and a late FCR
-retraction was dropped (email FCR one high, in a CI run)."""
+The failed stage sends nothing after the failure: its memory is ahead of what
+it sent. A progress report sent then once carried event times of events never
+sent; the restarted worker's clocks ran ahead of its data, settled buckets
+early, and a late FCR retraction was dropped (email FCR one high, in a CI
+run)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import orjson
@@ -43,8 +46,10 @@ def test_a_failing_stage_stops_the_worker_and_its_restart_loses_nothing(deployme
     process = failing.process
     assert process is not None
     wait_for(lambda: process.poll() is not None, 120, "the failing worker to exit")
-    assert process.returncode != 0
-    assert ERROR in failing.log.read_text(errors="replace")
+    assert process.returncode == os.EX_SOFTWARE  # app.EXIT_STAGE_FAILED
+    log = failing.log.read_text(errors="replace")
+    assert "stage ingest failed; the worker exits" in log
+    assert ERROR in log
     # No event ever left ingest: nothing downstream may claim a time.
     sent = [
         (topic, carried(orjson.loads(message.value)))
