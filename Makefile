@@ -13,6 +13,9 @@ LINT_PATHS := streams tests bench grafana
 
 # Tests get their own ports and state dir, so they never touch the services
 # a developer runs on the defaults (Kafka 9092, Redis 6379) via services-up.
+# All service ports stay below Linux's ephemeral range (32768-60999): a client
+# reconnecting to a stopped broker on such a port can get that very port as its
+# own (a TCP self-connect), and the broker then cannot bind it on restart.
 TEST_KAFKA_PORT ?= 19092
 TEST_KAFKA_CONTROLLER_PORT ?= 19093
 TEST_REDIS_PORT ?= 16379
@@ -91,6 +94,6 @@ test: setup
 		$(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	exit $$rc
 
-# Its own Kafka and Redis (49092/46379); see docs/benchmarks.md.
+# Its own Kafka and Redis (24092/24379); see docs/benchmarks.md.
 bench: setup
 	$(PY) -m bench $(BENCH_ARGS)

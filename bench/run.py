@@ -812,9 +812,9 @@ def parser() -> argparse.ArgumentParser:
         help="latency: one message per event (default: a batch per topic every 10 ms)",
     )
     p.add_argument("--timeout", type=positive, default=1800, help="seconds per run")
-    p.add_argument("--kafka-port", type=positive, default=49092)
-    p.add_argument("--kafka-controller-port", type=positive, default=49093)
-    p.add_argument("--redis-port", type=positive, default=46379)
+    p.add_argument("--kafka-port", type=positive, default=24092)
+    p.add_argument("--kafka-controller-port", type=positive, default=24093)
+    p.add_argument("--redis-port", type=positive, default=24379)
     p.add_argument("--metrics-ports", type=counts, default=[49100, 49199], help="first,last")
     p.add_argument("--local-dir", type=Path, default=ROOT / ".local" / "bench")
     p.add_argument("--keep-services", action="store_true", help="leave Kafka and Redis running")
