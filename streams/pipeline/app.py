@@ -35,7 +35,7 @@ from streams.core.board import key_of_record
 from streams.core.record import iso
 from streams.pipeline.changelog import BatchedChangelog
 from streams.pipeline.committer import Committer
-from streams.pipeline.continuity import Continuity
+from streams.pipeline.continuity import Continuity, Stalls
 from streams.pipeline.memory import release_free_memory
 from streams.pipeline.outgoing import Outgoing
 from streams.pipeline.refetch import Record, Refetcher
@@ -314,6 +314,16 @@ def _committed(tp: TP) -> int:
     return app.consumer._committed_offset.get(tp) or 0
 
 
+STALL_S = 10.0
+"""How long an input partition with unread messages may deliver nothing before
+they are read from the log (streams.pipeline.continuity, `Stalls`)."""
+STALL_READ_MAX = 5000
+"""Messages read from the log per stalled partition and check."""
+stalls = Stalls(STALL_S)
+ingest_stream: list[faust.StreamT] = []
+"""The ingest agent's stream: it acknowledges what `read_stalled_inputs` reads."""
+
+
 async def _in_order(batch: Any) -> list[Any]:
     """The messages of a batch, each preceded by those of its partition that
     the consumer lost before it, read from the log (streams.pipeline.refetch)."""
@@ -515,20 +525,79 @@ def _exits_on_failure(agent: StageAgent) -> StageAgent:
 @app.agent(input_topic)
 @_exits_on_failure
 async def ingest(stream: faust.StreamT) -> None:
+    ingest_stream[:] = [stream]
     async for taken in stream.noack_take(1000, within=0.05):
         _sync()
         batch = await _in_order(taken)
-        wall = now_ms()
         async with ingest_commits.working():
-            ingest_stage.behind(_lagging(), wall)
-            out = Outbox()
-            ingest_stage.process(
-                ((e.message.topic, e.message.partition, e.message.offset, e.value) for e in batch),
-                wall,
-                out,
-            )
-            await _send_interactions(out)
-            await ingest_commits.processed(stream, batch)
+            await _ingest_locked(stream, batch)
+
+
+async def _ingest_locked(stream: faust.StreamT, batch: list[Any]) -> None:
+    """Ingest's work on a batch, with `ingest_commits` held."""
+    wall = now_ms()
+    ingest_stage.behind(_lagging(), wall)
+    out = Outbox()
+    ingest_stage.process(
+        ((e.message.topic, e.message.partition, e.message.offset, e.value) for e in batch),
+        wall,
+        out,
+    )
+    await _send_interactions(out)
+    await ingest_commits.processed(stream, batch)
+
+
+@app.timer(interval=2.0)
+async def read_stalled_inputs() -> None:
+    """Input partitions with unread messages that deliver nothing: their
+    messages are read from the log (streams.pipeline.continuity, `Stalls`)."""
+    if not _ready() or not ingest_stream:
+        return
+    _sync()
+    ends = _input_end_offsets()
+    behind = {TP(*source): _next_offset(source) for source in _lagging()}
+    for tp in stalls.stalled(behind, time.monotonic()):
+        end = ends.get((tp.topic, tp.partition))
+        if end is not None:
+            await _read_stalled(tp, end)
+
+
+async def _read_stalled(tp: TP, end: int) -> None:
+    """Up to STALL_READ_MAX of the messages of `tp` before `end`, read from the
+    log and ingested as if Faust had delivered them; unless a message of `tp`
+    came meanwhile (the ingest agent then finds what is missing)."""
+    expected = continuity.next_offset(tp)
+    start = expected
+    if start is None:
+        start = (await refetcher.starts(app.conf.id, {(tp.topic, tp.partition)}))[
+            (tp.topic, tp.partition)
+        ]
+    stop = min(end, start + STALL_READ_MAX)
+    if stop <= start:
+        return
+    records = await refetcher.read(tp.topic, tp.partition, start, stop)
+    async with ingest_commits.working():
+        held = (tp.topic, tp.partition) in input_sources
+        if continuity.next_offset(tp) != expected or not held or not _ready():
+            return
+        if expected is None:
+            continuity.start(tp, start)
+        continuity.passed(tp, stop)
+        if not records:
+            continuity.has_gaps(tp)
+        stats.input_gaps[tp.topic] += 1
+        log.warning(
+            "%s[%d]: offsets %d..%d unread and nothing delivered for %.0f s; "
+            "read %d of them from the log",
+            tp.topic,
+            tp.partition,
+            start,
+            stop - 1,
+            STALL_S,
+            len(records),
+        )
+        if records:
+            await _ingest_locked(ingest_stream[0], [_refetched(tp, r) for r in records])
 
 
 @app.agent(by_interaction)
@@ -725,17 +794,37 @@ def _input_lag() -> dict[tuple[str, int], int]:
     return lag
 
 
-def _lagging() -> list[tuple[str, int]]:
-    """Input partitions with messages not taken yet (see `unread`)."""
-    monitor = app.monitor
+def _input_end_offsets() -> dict[tuple[str, int], int]:
+    """Where each input partition's log ends, as last heard: from the broker at
+    the assignment, or from Faust with the records it delivered."""
     ends = dict(input_ends)
-    for tp, end in monitor.tp_end_offsets.items():
+    for tp, end in app.monitor.tp_end_offsets.items():
         source = (tp.topic, tp.partition)
         ends[source] = max(end, ends.get(source, end))
+    return ends
+
+
+def _next_offset(source: tuple[str, int]) -> int | None:
+    """The offset of the next message ingest takes from `source` (None: not
+    known yet): after the last one Faust delivered, or read from the log."""
+    taken = continuity.next_offset(TP(*source))
+    delivered = app.monitor.tp_read_offsets.get(TP(*source))
+    if delivered is not None:
+        return max(delivered + 1, taken or 0)
+    return taken
+
+
+def _lagging() -> list[tuple[str, int]]:
+    """Input partitions with messages not taken yet (see `unread`)."""
+    read = {}
+    for source in input_sources:
+        offset = _next_offset(source)
+        if offset is not None:
+            read[source] = offset - 1
     return unread(
         sorted(input_sources),
-        ends,
-        {(tp.topic, tp.partition): offset for tp, offset in monitor.tp_read_offsets.items()},
+        _input_end_offsets(),
+        read,
         {source: _committed(TP(*source)) for source in input_sources},
     )
 

@@ -20,11 +20,18 @@ first message after an assignment is checked against the committed offset,
 as Faust's recovery is where it loses most. The internal topics and inputs
 from idempotent producers have no gaps of their own, and stay checked
 message by message.
+
+A loss at a partition's end shows no gap until the partition's next message,
+which may never come: the last messages of a restart's backlog were seen to
+wait there forever, holding the event clocks. Every internal partition gets a
+report every second; an input partition gets nothing, so one whose log ends
+past its next offset and that delivers nothing for a while is `Stalls`, and
+its missing messages are read from the log too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 
 
 class Continuity:
@@ -47,6 +54,15 @@ class Continuity:
     def known(self, tp: Hashable) -> bool:
         return tp in self._expected
 
+    def passed(self, tp: Hashable, offset: int) -> None:
+        """The offsets of `tp` before `offset` were read from its log."""
+        expected, _ = self._expected.get(tp, (None, True))
+        self._expected[tp] = (max(offset, expected or 0), False)
+
+    def next_offset(self, tp: Hashable) -> int | None:
+        """The offset `tp`'s next message should have (None: not known)."""
+        return self._expected.get(tp, (None, True))[0]
+
     def has_gaps(self, tp: Hashable) -> None:
         """A range missing from `tp` came back empty from its log: its offsets
         have gaps of their own."""
@@ -60,3 +76,31 @@ class Continuity:
         if expected is not None and offset > expected and (at_start or tp not in self._gappy):
             return range(expected, offset)
         return range(0)
+
+
+class Stalls:
+    """Partitions with unread messages whose next offset stays the same for
+    `after_s` seconds: what Faust lost at their end (the module docstring)."""
+
+    def __init__(self, after_s: float) -> None:
+        self.after_s = after_s
+        self._since: dict[Hashable, tuple[int | None, float]] = {}
+        """Per partition behind: its next offset, and since when it is."""
+
+    def stalled(self, behind: Mapping[Hashable, int | None], now_s: float) -> list[Hashable]:
+        """`behind`: each partition with unread messages, and its next offset
+        (None: none taken since its assignment). Those stalled wait `after_s`
+        again before they count as stalled once more."""
+        since: dict[Hashable, tuple[int | None, float]] = {}
+        stalled = []
+        for tp, offset in behind.items():
+            last = self._since.get(tp)
+            if last is None or last[0] != offset:
+                since[tp] = (offset, now_s)
+            elif now_s - last[1] >= self.after_s:
+                stalled.append(tp)
+                since[tp] = (offset, now_s)
+            else:
+                since[tp] = last
+        self._since = since
+        return stalled

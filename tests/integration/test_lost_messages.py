@@ -1,6 +1,7 @@
 """Messages the consumer loses (Faust's fetcher around a rebalance) are found
-by their offsets and read from the log: the KPIs come out as if none was
-lost (streams.pipeline.continuity, streams.pipeline.refetch)."""
+by their offsets and read from the log, as is the end of an input partition
+that stalls with messages unread: the KPIs come out as if none was lost
+(streams.pipeline.continuity, streams.pipeline.refetch)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from kafka import KafkaConsumer
 from streams.feed import Feed
 from tests import naive
 from tests.integration.lossy_app import INTERNAL, LOST
-from tests.integration.pipeline_runner import wait_for
+from tests.integration.pipeline_runner import INPUTS, wait_for
 from tests.integration.test_pipeline import encoded, wait_until_correct
 
 T0 = 1_767_225_600_000
@@ -29,6 +30,8 @@ def test_messages_lost_by_the_consumer_are_read_again(deployment, kafka_admin) -
     }
     for suffix in INTERNAL:
         assert any(topic.endswith(suffix) and n > 0 for topic, n in gaps.items()), (suffix, gaps)
+    for name in INPUTS:
+        assert any(topic.split(".")[0] == name and n > 0 for topic, n in gaps.items()), (name, gaps)
 
     # The messages read from the log were acknowledged too: the group's
     # offsets move past the lost ones (they would stay there for good, and a

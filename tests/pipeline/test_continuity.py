@@ -1,13 +1,14 @@
 """A stage gets every message of a partition, in order, even when the consumer
 drops some: the missing offsets are found and read from the log before the
-message that showed them (streams.pipeline.continuity)."""
+message that showed them, or, at a partition's end, once it stalls
+(streams.pipeline.continuity)."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.pipeline.continuity import Continuity
+from streams.pipeline.continuity import Continuity, Stalls
 
 TP = ("by-interaction", 1)
 
@@ -107,3 +108,58 @@ def test_without_a_start_the_first_message_sets_the_position() -> None:
     assert not continuity.known(TP)
     assert not continuity.missing(TP, 90)
     assert continuity.known(TP)
+
+
+def test_a_range_read_from_the_log_moves_the_next_offset_past_it() -> None:
+    continuity = Continuity()
+    continuity.start(TP, 55)
+    assert continuity.next_offset(TP) == 55
+    continuity.passed(TP, 70)
+    assert continuity.next_offset(TP) == 70
+    assert not continuity.missing(TP, 70)
+    assert continuity.missing(TP, 73) == range(71, 73)
+    continuity.passed(TP, 60)
+    assert continuity.next_offset(TP) == 74
+
+
+def test_a_partition_behind_whose_next_offset_stays_is_stalled_after_the_wait() -> None:
+    stalls = Stalls(10.0)
+    assert stalls.stalled({TP: 40}, 0.0) == []
+    assert stalls.stalled({TP: 40}, 9.9) == []
+    assert stalls.stalled({TP: 40}, 10.0) == [TP]
+    # Read from the log, or not: it waits again before it counts once more.
+    assert stalls.stalled({TP: 40}, 15.0) == []
+    assert stalls.stalled({TP: 40}, 20.0) == [TP]
+
+
+def test_a_partition_not_taken_from_since_its_assignment_stalls_too() -> None:
+    stalls = Stalls(5.0)
+    assert stalls.stalled({TP: None}, 0.0) == []
+    assert stalls.stalled({TP: None}, 6.0) == [TP]
+
+
+def test_a_partition_that_moves_or_catches_up_starts_its_wait_again() -> None:
+    stalls = Stalls(10.0)
+    stalls.stalled({TP: 40}, 0.0)
+    assert stalls.stalled({TP: 41}, 9.0) == []
+    assert stalls.stalled({TP: 41}, 18.0) == []
+    assert stalls.stalled({}, 19.0) == []
+    assert stalls.stalled({TP: 41}, 25.0) == []
+    assert stalls.stalled({TP: 41}, 35.0) == [TP]
+
+
+@given(st.lists(st.integers(0, 15), max_size=40))
+def test_a_partition_that_delivers_between_checks_never_stalls(steps: list[int]) -> None:
+    """Checks `steps` seconds apart; the other partition stays still."""
+    other = ("calls", 2)
+    stalls = Stalls(10.0)
+    now = 0
+    waited = 0
+    for offset, step in enumerate(steps):
+        now += step
+        waited += step
+        result = stalls.stalled({TP: offset, other: 7}, float(now))
+        assert TP not in result
+        assert (other in result) == (offset > 0 and waited >= 10)
+        if other in result or offset == 0:
+            waited = 0
