@@ -127,10 +127,17 @@ def settled_outputs(deployment: Deployment, facts: naive.Facts, timeout: float =
     channels = {key.split("|", 1)[0] for key in redis}
 
     def metrics_stable() -> dict | None:
-        """Every channel of the snapshot served (after a rebalance, by its new
-        owner once its recovery is over), and the same a moment later."""
+        """The KPIs of every channel of the snapshot served (after a
+        rebalance, by its new owner once it has recovered the channel's board
+        and its clock), and the same a moment later."""
         first = kpi_series(deployment.workers)
-        served = {value for _, labels in first for label, value in labels if label == "channel"}
+        served = {
+            value
+            for name, labels in first
+            if name.startswith("cc_kpi_")
+            for label, value in labels
+            if label == "channel"
+        }
         if not channels <= served:
             return None
         time.sleep(1.5)
