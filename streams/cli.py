@@ -181,6 +181,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     ensure_topics(settings, args.partitions)
     env = {**os.environ, "CC_CLOCK": "event"}
+    if args.config:
+        # The worker is Faust's command line: the file reaches it as CC_CONFIG.
+        env["CC_CONFIG"] = args.config
     me = [sys.executable, "-m", "streams.cli"] + (["--config", args.config] if args.config else [])
     processes = [
         subprocess.Popen(worker_command(args), env=env),
@@ -209,6 +212,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         flush=True,
     )
     worker, simulator, _sla = processes
+    # A SIGTERM (a service manager, `kill`) stops the demo as Ctrl-C does:
+    # Python's default would end this process alone and leave its children
+    # running.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         while worker.poll() is None and simulator.poll() in (None, 0):
             time.sleep(0.5)
@@ -224,6 +231,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 process.kill()
     return worker.returncode or 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def parser() -> argparse.ArgumentParser:
