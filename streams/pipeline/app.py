@@ -570,10 +570,8 @@ async def _refresh_input_ends() -> None:
     has not delivered for the idle timeout would look idle, not behind, and
     let the clocks pass its events (the likely cause of an undisturbed run
     of test_faults.py whose settled FCR counts came out high)."""
-    sources = set(input_sources)
-    if sources:
-        ends = await refetcher.ends(sources)
-        input_ends.update((source, end) for source, end in ends.items() if source in input_sources)
+    if input_sources:
+        await _learn_ends(set(input_sources))
 
 
 async def _read_stalled(tp: TP, end: int) -> None:
