@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import OffsetSpec
+
+from streams.pipeline.blocking import call_with_deadline
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +36,13 @@ EARLIEST = OffsetSpec.EARLIEST
 LATEST = OffsetSpec.LATEST
 POLL_MS = 500
 DEADLINE_S = 30.0
-"""How long one attempt may take before it is given up and retried."""
+"""How long one read may wait for its records before it fails and is retried."""
+ATTEMPT_S = 60.0
+"""How long one call may go without an answer before it is given up and tried
+again with new clients (kafka-python's own request timeout is 30 s)."""
+CLOSE_S = 5.0
 RETRY_S = 1.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +54,14 @@ class Record:
 
 
 class Refetcher:
-    """A kafka-python consumer and admin client, used from one thread at a time
-    (`_lock`), made on first use."""
+    """A kafka-python consumer and admin client, used by one call at a time
+    (`_lock`). A call that fails, or gives no answer within `attempt_s`
+    (streams.pipeline.blocking), is tried again with new clients."""
 
-    def __init__(self, kafka_args: dict[str, Any]) -> None:
+    def __init__(self, kafka_args: dict[str, Any], attempt_s: float = ATTEMPT_S) -> None:
         self._kafka_args = kafka_args
-        self._consumer: Any = None
-        self._admin: Any = None
+        self._attempt_s = attempt_s
+        self._clients = _Clients(kafka_args)
         self._lock = asyncio.Lock()
 
     async def read(self, topic: str, partition: int, start: int, end: int) -> list[Record]:
@@ -59,7 +69,7 @@ class Refetcher:
         log still holds. Retried until the broker answers: a stage cannot go on
         past the gap without them."""
         what = f"{topic}[{partition}]: reading offsets {start}..{end - 1} again"
-        return await self._retried(what, self._read, topic, partition, start, end)
+        return await self._retried(what, _read, topic, partition, start, end)
 
     async def starts(self, group: str, tps: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """Where `group` reads each of `tps` from after an assignment: its
@@ -67,27 +77,49 @@ class Refetcher:
         deleted it). Faust's own record of committed offsets is empty for a
         partition until its recovery is over, and a partition's first
         messages can come before that."""
-        return await self._retried(f"{group}: reading committed offsets", self._starts, group, tps)
+        return await self._retried(f"{group}: reading committed offsets", _starts, group, tps)
 
     async def ends(self, tps: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """The end offset of each of `tps` now. Faust learns a partition's end
         only with its first records, and after an assignment a partition with
         a backlog must hold the clocks before then."""
-        return await self._retried("reading end offsets", self._ends, tps)
+        return await self._retried("reading end offsets", _ends, tps)
 
-    async def _retried(self, what: str, call: Any, *args: Any) -> Any:
+    async def _retried(self, what: str, call: Callable[..., T], *args: Any) -> T:
         async with self._lock:
             while True:
                 try:
-                    return await asyncio.to_thread(call, *args)
+                    return await call_with_deadline(self._attempt_s, call, self._clients, *args)
                 except Exception as error:
                     # Whatever the client raises, the stage must not die with
                     # its batch unacknowledged: it waits, and says why.
-                    log.warning("%s failed (%r); retrying", what, error)
-                    self.close()
+                    log.warning("%s failed (%r); retrying with new clients", what, error)
+                    self._renew()
                     await asyncio.sleep(RETRY_S)
 
-    def _reader(self) -> Any:
+    def _renew(self) -> threading.Thread:
+        """New clients for the next call. The old ones are closed in a thread
+        of their own: a call given up may still be blocked in them, and the
+        close may block too."""
+        old, self._clients = self._clients, _Clients(self._kafka_args)
+        closing = threading.Thread(target=old.close, name="refetch-close", daemon=True)
+        closing.start()
+        return closing
+
+    def close(self) -> None:
+        """Close the clients, waiting at most CLOSE_S."""
+        self._renew().join(CLOSE_S)
+
+
+class _Clients:
+    """A kafka-python consumer and admin client, each made on first use."""
+
+    def __init__(self, kafka_args: dict[str, Any]) -> None:
+        self._kafka_args = kafka_args
+        self._consumer: Any = None
+        self._admin: Any = None
+
+    def reader(self) -> Any:
         if self._consumer is None:
             self._consumer = KafkaConsumer(
                 group_id=None,
@@ -97,55 +129,53 @@ class Refetcher:
             )
         return self._consumer
 
-    def _admin_client(self) -> Any:
+    def admin(self) -> Any:
         if self._admin is None:
             self._admin = KafkaAdminClient(**self._kafka_args)
         return self._admin
 
-    def _ends(self, tps: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        partitions = [TopicPartition(topic, partition) for topic, partition in sorted(tps)]
-        ends = self._admin_client().list_partition_offsets(dict.fromkeys(partitions, LATEST))
-        return {(tp.topic, tp.partition): ends[tp].offset for tp in partitions}
-
-    def _starts(self, group: str, tps: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        partitions = [TopicPartition(topic, partition) for topic, partition in sorted(tps)]
-        committed = self._admin_client().list_group_offsets({group: partitions})[group]
-        # The admin client, not the consumer: kafka-python 3.0's
-        # beginning_offsets raises KeyError for a topic its metadata lacks.
-        beginnings = self._admin_client().list_partition_offsets(
-            dict.fromkeys(partitions, EARLIEST)
-        )
-        return {
-            (tp.topic, tp.partition): max(
-                committed[tp].offset if tp in committed else -1, beginnings[tp].offset
-            )
-            for tp in partitions
-        }
-
-    def _read(self, topic: str, partition: int, start: int, end: int) -> list[Record]:
-        consumer = self._reader()
-        tp = TopicPartition(topic, partition)
-        consumer.assign([tp])
-        consumer.seek(tp, start)
-        records: list[Record] = []
-        deadline = time.monotonic() + DEADLINE_S
-        # The position passes `end` once every record before it was returned;
-        # control records (transaction markers) move it without a record. An
-        # offset no longer in the log resets it to the log's start (earliest).
-        while consumer.position(tp) < end:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no records after {DEADLINE_S:.0f} s")
-            for message in consumer.poll(timeout_ms=POLL_MS).get(tp, ()):
-                if start <= message.offset < end:
-                    records.append(
-                        Record(message.offset, message.key, message.value, message.timestamp)
-                    )
-        return records
-
     def close(self) -> None:
-        consumer, self._consumer = self._consumer, None
-        admin, self._admin = self._admin, None
-        if consumer is not None:
-            consumer.close()
-        if admin is not None:
-            admin.close()
+        for client in (self._consumer, self._admin):
+            if client is not None:
+                client.close()
+
+
+def _ends(clients: _Clients, tps: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    partitions = [TopicPartition(topic, partition) for topic, partition in sorted(tps)]
+    ends = clients.admin().list_partition_offsets(dict.fromkeys(partitions, LATEST))
+    return {(tp.topic, tp.partition): ends[tp].offset for tp in partitions}
+
+
+def _starts(clients: _Clients, group: str, tps: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    partitions = [TopicPartition(topic, partition) for topic, partition in sorted(tps)]
+    committed = clients.admin().list_group_offsets({group: partitions})[group]
+    # The admin client, not the consumer: kafka-python 3.0's
+    # beginning_offsets raises KeyError for a topic its metadata lacks.
+    beginnings = clients.admin().list_partition_offsets(dict.fromkeys(partitions, EARLIEST))
+    return {
+        (tp.topic, tp.partition): max(
+            committed[tp].offset if tp in committed else -1, beginnings[tp].offset
+        )
+        for tp in partitions
+    }
+
+
+def _read(clients: _Clients, topic: str, partition: int, start: int, end: int) -> list[Record]:
+    consumer = clients.reader()
+    tp = TopicPartition(topic, partition)
+    consumer.assign([tp])
+    consumer.seek(tp, start)
+    records: list[Record] = []
+    deadline = time.monotonic() + DEADLINE_S
+    # The position passes `end` once every record before it was returned;
+    # control records (transaction markers) move it without a record. An
+    # offset no longer in the log resets it to the log's start (earliest).
+    while consumer.position(tp) < end:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no records after {DEADLINE_S:.0f} s")
+        for message in consumer.poll(timeout_ms=POLL_MS).get(tp, ()):
+            if start <= message.offset < end:
+                records.append(
+                    Record(message.offset, message.key, message.value, message.timestamp)
+                )
+    return records

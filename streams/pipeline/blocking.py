@@ -1,0 +1,52 @@
+"""Blocking client calls awaited with a deadline of our own.
+
+kafka-python 3.0 waits for its IO thread's answer without a timeout; once, in
+CI, an admin call never returned, and the stage awaiting it held its clocks
+and then the worker's stop (Faust waits for the stage's batch) for good.
+`asyncio.to_thread` cannot help: its threads cannot be abandoned, and the
+interpreter joins them at exit. Here each call gets a daemon thread, and the
+awaiting side gives up after the deadline; the thread, if it ever returns,
+finds nobody waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def call_with_deadline(deadline_s: float, call: Callable[..., T], *args: object) -> T:
+    """`call(*args)` in a daemon thread; TimeoutError after `deadline_s`."""
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[T] = loop.create_future()
+
+    def succeed(value: T) -> None:
+        if not outcome.done():
+            outcome.set_result(value)
+
+    def fail(error: BaseException) -> None:
+        if not outcome.done():
+            outcome.set_exception(error)
+
+    def run() -> None:
+        try:
+            try:
+                value = call(*args)
+            except BaseException as error:
+                loop.call_soon_threadsafe(fail, error)
+            else:
+                loop.call_soon_threadsafe(succeed, value)
+        except RuntimeError:
+            # The loop is closed: nobody waits for this outcome any more.
+            return
+
+    name = f"blocking-{getattr(call, '__name__', 'call')}"
+    threading.Thread(target=run, name=name, daemon=True).start()
+    try:
+        return await asyncio.wait_for(outcome, deadline_s)
+    except TimeoutError:
+        raise TimeoutError(f"no answer within {deadline_s:g} s") from None
