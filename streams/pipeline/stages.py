@@ -134,8 +134,9 @@ class Stats:
     redelivered: Counter[str] = field(default_factory=Counter)
     """Delta messages the board had applied already, by sending stage."""
     input_gaps: Counter[str] = field(default_factory=Counter)
-    """Times a stage found messages of a partition missing and the worker
-    read its partitions again (streams.pipeline.continuity)."""
+    """Times a stage found messages of a partition missing, or unread at the
+    end of an input partition, and read them from the log
+    (streams.pipeline.continuity)."""
     dropped_retractions: Counter[tuple[str, str]] = field(default_factory=Counter)
     """Retractions that reached the board after their bucket settled (see Board)."""
 

@@ -257,7 +257,7 @@ class KpiCollector(Collector):
             _counter(
                 "cc_consumer_gaps",
                 "Times a stage found messages of a partition missing (lost by the "
-                "consumer around a rebalance) and the worker read its partitions again.",
+                "consumer around a rebalance) and read them from the log.",
                 ("topic",),
                 stats.input_gaps,
             ),
