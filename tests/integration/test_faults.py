@@ -10,7 +10,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -70,6 +70,8 @@ class Outputs:
     redis: dict[str, Any]
     kpis: dict[str, Any]
     metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float]
+    local: dict[str, float] = field(default_factory=dict)
+    """The process-local counters of the live workers (`process_local`)."""
 
 
 def kpi_fields(records: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -144,7 +146,12 @@ def settled_outputs(deployment: Deployment, facts: naive.Facts, timeout: float =
         second = kpi_series(deployment.workers)
         return first if first == second else None
 
-    return Outputs(redis, kpis, wait_for(metrics_stable, 30, "/metrics to settle"))
+    metrics = wait_for(metrics_stable, 30, "/metrics to settle")
+    local: dict[str, float] = {}
+    for worker in deployment.workers:
+        for name, value in process_local(worker).items():
+            local[name] = local.get(name, 0) + value
+    return Outputs(redis, kpis, metrics, local)
 
 
 def assert_same(run: Outputs, reference: Outputs, workers: Sequence[Worker] = ()) -> None:
@@ -241,6 +248,18 @@ def reference(new_deployment, stream, facts) -> Outputs:
 def test_the_reference_run_is_complete(reference: Outputs) -> None:
     assert len(reference.redis) > 50
     assert any(name.endswith("_total") for name, _ in reference.metrics)
+
+
+def test_the_reference_run_dropped_and_judged_late_nothing(reference: Outputs) -> None:
+    """The other runs are compared with it, so it must be right: undisturbed,
+    no correction comes after its bucket settled and no event is late (the
+    stream is within the lateness), or its settled totals are off."""
+    off = {
+        name: value
+        for name, value in reference.local.items()
+        if name.startswith(("cc_dropped", "cc_late")) and value
+    }
+    assert not off, off
 
 
 def test_kill_9_mid_stream_then_restart(new_deployment, stream, facts, reference) -> None:
