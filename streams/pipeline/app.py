@@ -281,7 +281,7 @@ def _sync() -> None:
 async def _learn_ends(sources: set[tuple[str, int]]) -> None:
     """Where the logs of newly assigned input partitions end: until then, or
     until their first records (which tell Faust), they hold the clocks."""
-    ends = await refetcher.ends(sources)
+    ends = await end_reader.ends(sources)
     input_ends.update((source, end) for source, end in ends.items() if source in input_sources)
 
 
@@ -306,6 +306,9 @@ def _own(topic: str, partition: int) -> None:
 continuity = Continuity()
 """Each partition's next offset, for every stage (streams.pipeline.continuity)."""
 refetcher = Refetcher(kafka_args(settings))
+end_reader = Refetcher(kafka_args(settings))
+"""Clients of their own for the input ends asked every 2 s: a slow answer
+there does not hold the stages' reads of missing messages."""
 
 
 def _committed(tp: TP) -> int:
@@ -939,4 +942,5 @@ async def final_snapshot(app: faust.App, **kwargs: Any) -> None:
         await publish_snapshot()
     finally:
         refetcher.close()
+        end_reader.close()
         await redis_sink.close()
