@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import functools
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -63,6 +65,12 @@ except ConfigError as error:
     raise SystemExit(2) from None
 
 log = logging.getLogger(__name__)
+
+# `kill -QUIT <pid>` (as for a JVM's thread dump): every thread's stack to
+# stderr (the worker's log), even while the event loop is blocked, when
+# Faust's own task dump (SIGUSR1) cannot run; the worker goes on. For a worker
+# that stops moving or does not stop. (mode takes SIGUSR2 for its debugger.)
+faulthandler.register(signal.SIGQUIT, all_threads=True)
 N = settings.internal_partitions
 BATCH_ITEMS = 1000
 """Events or contributions per internal message: keeps messages far below 1 MiB."""

@@ -202,11 +202,20 @@ class Worker:
         try:
             self.process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
+            self.dump_stacks()
             self.process.kill()
             self.process.wait()
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-120:])
             raise AssertionError(
-                f"worker did not stop within {STOP_TIMEOUT_S}s of SIGTERM; log: {self.log}"
+                f"worker did not stop within {STOP_TIMEOUT_S}s of SIGTERM; log: {self.log}\n{tail}"
             ) from None
+
+    def dump_stacks(self) -> None:
+        """Every thread's stack into the worker's log (its SIGQUIT handler):
+        what a stuck worker was doing."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)
+            time.sleep(1)
 
     def metrics_text(self) -> str | None:
         try:

@@ -112,9 +112,11 @@ def settled_outputs(deployment: Deployment, facts: naive.Facts, timeout: float =
     try:
         records = wait_for(correct, timeout, "the Redis snapshot to equal the naive KPIs")
     except AssertionError as error:
+        for worker in deployment.workers:
+            worker.dump_stacks()
         logs = "\n".join(
             f"--- {w.log.name} ---\n"
-            + "\n".join(w.log.read_text(errors="replace").splitlines()[-30:])
+            + "\n".join(w.log.read_text(errors="replace").splitlines()[-150:])
             for w in deployment.workers
         )
         raise AssertionError(f"{error}\nfirst differences: {last[0][:15]}\n{logs}") from None

@@ -297,3 +297,14 @@ def test_sla_breach_and_recovery_are_announced_once_each(deployment):
     wait_for(lambda: len(events()) == 2, 60, "the recovery on cc.sla", log=worker.log)
     time.sleep(3)
     assert [e["state"] for e in events()] == ["breach", "recovered"]
+
+
+def test_sigquit_writes_every_threads_stack_to_the_log_and_the_worker_goes_on(deployment):
+    """For a worker that stops moving or does not stop: its stacks, even with
+    the event loop blocked (faulthandler, not a task of the loop)."""
+    worker = deployment.start_worker()
+    worker.dump_stacks()
+    log = worker.log.read_text(errors="replace")
+    assert "most recent call first" in log
+    assert "Current thread" in log
+    assert worker.metrics_text() is not None
