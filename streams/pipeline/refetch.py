@@ -38,8 +38,13 @@ POLL_MS = 500
 DEADLINE_S = 30.0
 """How long one read may wait for its records before it fails and is retried."""
 ATTEMPT_S = 60.0
-"""How long one call may go without an answer before it is given up and tried
+"""How long one read may go without an answer before it is given up and tried
 again with new clients (kafka-python's own request timeout is 30 s)."""
+ADMIN_ATTEMPT_S = 10.0
+"""The same for the admin calls (committed offsets, log ends), which a healthy
+broker answers in milliseconds. Twice in CI, kafka-python's committed-offsets
+call never returned after finding the group coordinator, holding the stages'
+clocks until it was given up."""
 CLOSE_S = 5.0
 RETRY_S = 1.0
 T = TypeVar("T")
@@ -55,12 +60,19 @@ class Record:
 
 class Refetcher:
     """A kafka-python consumer and admin client, used by one call at a time
-    (`_lock`). A call that fails, or gives no answer within `attempt_s`
-    (streams.pipeline.blocking), is tried again with new clients."""
+    (`_lock`). A call that fails, or gives no answer within its deadline
+    (`attempt_s` for reads, `admin_attempt_s` for the admin calls;
+    streams.pipeline.blocking), is tried again with new clients."""
 
-    def __init__(self, kafka_args: dict[str, Any], attempt_s: float = ATTEMPT_S) -> None:
+    def __init__(
+        self,
+        kafka_args: dict[str, Any],
+        attempt_s: float = ATTEMPT_S,
+        admin_attempt_s: float = ADMIN_ATTEMPT_S,
+    ) -> None:
         self._kafka_args = kafka_args
         self._attempt_s = attempt_s
+        self._admin_attempt_s = admin_attempt_s
         self._clients = _Clients(kafka_args)
         self._lock = asyncio.Lock()
 
@@ -69,7 +81,7 @@ class Refetcher:
         log still holds. Retried until the broker answers: a stage cannot go on
         past the gap without them."""
         what = f"{topic}[{partition}]: reading offsets {start}..{end - 1} again"
-        return await self._retried(what, _read, topic, partition, start, end)
+        return await self._retried(what, self._attempt_s, _read, topic, partition, start, end)
 
     async def starts(self, group: str, tps: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """Where `group` reads each of `tps` from after an assignment: its
@@ -77,19 +89,20 @@ class Refetcher:
         deleted it). Faust's own record of committed offsets is empty for a
         partition until its recovery is over, and a partition's first
         messages can come before that."""
-        return await self._retried(f"{group}: reading committed offsets", _starts, group, tps)
+        what = f"{group}: reading committed offsets"
+        return await self._retried(what, self._admin_attempt_s, _starts, group, tps)
 
     async def ends(self, tps: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """The end offset of each of `tps` now. Faust learns a partition's end
         only with its first records, and after an assignment a partition with
         a backlog must hold the clocks before then."""
-        return await self._retried("reading end offsets", _ends, tps)
+        return await self._retried("reading end offsets", self._admin_attempt_s, _ends, tps)
 
-    async def _retried(self, what: str, call: Callable[..., T], *args: Any) -> T:
+    async def _retried(self, what: str, deadline_s: float, call: Callable[..., T], *args: Any) -> T:
         async with self._lock:
             while True:
                 try:
-                    return await call_with_deadline(self._attempt_s, call, self._clients, *args)
+                    return await call_with_deadline(deadline_s, call, self._clients, *args)
                 except Exception as error:
                     # Whatever the client raises, the stage must not die with
                     # its batch unacknowledged: it waits, and says why.

@@ -34,7 +34,7 @@ def test_a_failed_attempt_is_retried_with_new_clients(
 
     monkeypatch.setattr(refetch, "_ends", ends)
     monkeypatch.setattr(refetch, "RETRY_S", 0.0)
-    refetcher = Refetcher({"bootstrap_servers": "127.0.0.1:1"}, attempt_s=0.3)
+    refetcher = Refetcher({"bootstrap_servers": "127.0.0.1:1"}, admin_attempt_s=0.3)
     try:
         answer = asyncio.run(asyncio.wait_for(refetcher.ends({("calls", 0)}), 10))
         assert answer == {("calls", 0): 42}
@@ -59,7 +59,7 @@ def test_a_peer_that_never_answers_costs_retries_not_the_process(tmp_path) -> No
         "peer.listen(16)\n"
         "address = '127.0.0.1:%d' % peer.getsockname()[1]\n"
         "refetcher = Refetcher({'bootstrap_servers': address, 'request_timeout_ms': 600_000,\n"
-        "                       'bootstrap_timeout_ms': 600_000}, attempt_s=1.0)\n"
+        "                       'bootstrap_timeout_ms': 600_000}, admin_attempt_s=1.0)\n"
         "async def main():\n"
         "    try:\n"
         "        await asyncio.wait_for(refetcher.ends({('calls', 0)}), 4.5)\n"
