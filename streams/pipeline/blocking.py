@@ -1,8 +1,9 @@
 """Blocking client calls awaited with a deadline of our own.
 
-kafka-python 3.0 waits for its IO thread's answer without a timeout; once, in
-CI, an admin call never returned, and the stage awaiting it held its clocks
-and then the worker's stop (Faust waits for the stage's batch) for good.
+kafka-python 3.0 waits for its IO thread's answer without a timeout
+(dpkp/kafka-python#3121); twice, in CI, an admin call never returned, and the
+stage awaiting it held its clocks, and then the worker's stop (Faust waits
+for the stage's batch).
 `asyncio.to_thread` cannot help: its threads cannot be abandoned, and the
 interpreter joins them at exit. Here each call gets a daemon thread, and the
 awaiting side gives up after the deadline; the thread, if it ever returns,
