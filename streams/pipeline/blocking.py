@@ -13,6 +13,8 @@ finds nobody waiting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -35,15 +37,12 @@ async def call_with_deadline(deadline_s: float, call: Callable[..., T], *args: o
 
     def run() -> None:
         try:
-            try:
-                value = call(*args)
-            except BaseException as error:
-                loop.call_soon_threadsafe(fail, error)
-            else:
-                loop.call_soon_threadsafe(succeed, value)
-        except RuntimeError:
-            # The loop is closed: nobody waits for this outcome any more.
-            return
+            settle = functools.partial(succeed, call(*args))
+        except BaseException as error:
+            settle = functools.partial(fail, error)
+        # A closed loop raises RuntimeError: nobody waits for this outcome.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle)
 
     name = f"blocking-{getattr(call, '__name__', 'call')}"
     threading.Thread(target=run, name=name, daemon=True).start()

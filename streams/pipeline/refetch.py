@@ -161,10 +161,11 @@ def _ends(clients: _Clients, tps: set[tuple[str, int]]) -> dict[tuple[str, int],
 
 def _starts(clients: _Clients, group: str, tps: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
     partitions = [TopicPartition(topic, partition) for topic, partition in sorted(tps)]
-    committed = clients.admin().list_group_offsets({group: partitions})[group]
+    admin = clients.admin()
+    committed = admin.list_group_offsets({group: partitions})[group]
     # The admin client, not the consumer: kafka-python 3.0's
     # beginning_offsets raises KeyError for a topic its metadata lacks.
-    beginnings = clients.admin().list_partition_offsets(dict.fromkeys(partitions, EARLIEST))
+    beginnings = admin.list_partition_offsets(dict.fromkeys(partitions, EARLIEST))
     return {
         (tp.topic, tp.partition): max(
             committed[tp].offset if tp in committed else -1, beginnings[tp].offset
