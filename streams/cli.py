@@ -212,10 +212,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         flush=True,
     )
     worker, simulator, _sla = processes
-    # A SIGTERM (a service manager, `kill`) stops the demo as Ctrl-C does:
-    # Python's default would end this process alone and leave its children
-    # running.
+    # A SIGTERM (a service manager, `kill`) or a SIGQUIT (Ctrl-\) stops the
+    # demo as Ctrl-C does: Python's default would end this process alone and
+    # leave its children running (the worker answers SIGQUIT with a stack
+    # dump, and goes on).
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGQUIT, _interrupt)
     try:
         while worker.poll() is None and simulator.poll() in (None, 0):
             time.sleep(0.5)

@@ -1,5 +1,5 @@
-"""`cc-kpi run`, the demo of the README's first command: a SIGTERM stops it
-and every process it started, as Ctrl-C does."""
+"""`cc-kpi run`, the demo of the README's first command: a SIGTERM or a
+SIGQUIT (Ctrl-\\) stops it and every process it started, as Ctrl-C does."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.integration.pipeline_runner import INPUTS, OUTPUTS, Deployment, free_port, wait_for
 
 
-def test_sigterm_stops_the_demo_and_its_children(
-    tmp_path, kafka_bootstrap, redis_url, fresh_topics
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGQUIT], ids=lambda s: s.name)
+def test_a_stop_signal_stops_the_demo_and_its_children(
+    tmp_path, kafka_bootstrap, redis_url, fresh_topics, stop_signal: signal.Signals
 ) -> None:
     deployment = Deployment(
         tmp_path, kafka_bootstrap, redis_url, fresh_topics([*INPUTS, *OUTPUTS], partitions=4)
@@ -37,7 +40,7 @@ def test_sigterm_stops_the_demo_and_its_children(
             return len(children) == 3 and "cc_events_total{" in _metrics(port)
 
         wait_for(counting, 120, "the demo's worker counting events", log=log)
-        demo.send_signal(signal.SIGTERM)
+        demo.send_signal(stop_signal)
         assert demo.wait(timeout=90) == 0, log.read_text(errors="replace")[-3000:]
         deadline = time.monotonic() + 5
         while any(_running(pid) for pid in children) and time.monotonic() < deadline:
