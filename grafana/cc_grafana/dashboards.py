@@ -963,12 +963,14 @@ def health() -> dashboard.Dashboard:
         ),
         graph(
             "Snapshot age",
-            "Seconds since each worker last published its KPI snapshot (every 5 s by "
-            "default). Dashed: 30 s.",
+            "Seconds since each worker holding part of the KPI board (cc_board_partitions) "
+            "last published its snapshot (every 5 s by default). Dashed: 30 s. "
+            "CcKpiSnapshotStale pages above 2 min.",
             "s",
             [
                 Query(
-                    f"time() - max by (instance) (cc_snapshot_timestamp_seconds{{{sel}}})",
+                    f"(time() - max by (instance) (cc_snapshot_timestamp_seconds{{{sel}}}))"
+                    f" and on (instance) (max by (instance) (cc_board_partitions{{{sel}}}) > 0)",
                     "{{instance}}",
                 )
             ],

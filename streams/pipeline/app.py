@@ -869,6 +869,7 @@ def _exposition() -> Exposition:
         redis_errors=redis_sink.errors,
         lag=_input_lag(),
         caps=board_stage.cap,
+        board_partitions=len(board_stage.held()),
     )
 
 

@@ -107,6 +107,7 @@ class Exposition:
     redis_errors: int
     lag: dict[tuple[str, int], int] = field(default_factory=dict)
     caps: LabelCap | None = None
+    board_partitions: int = 0
 
 
 def _labels(record: dict[str, Any]) -> list[str]:
@@ -286,6 +287,12 @@ class KpiCollector(Collector):
         ]
         yield from families
         yield GaugeMetricFamily("cc_worker_up", "1 for every running worker process.", value=1)
+        yield GaugeMetricFamily(
+            "cc_board_partitions",
+            "Partitions of the KPI board (one or more channels each) this worker holds "
+            "and publishes snapshots for.",
+            value=exp.board_partitions,
+        )
         if exp.clock_ms is not None:
             yield GaugeMetricFamily(
                 "cc_watermark_timestamp_seconds",

@@ -88,6 +88,7 @@ HEALTH: Final = frozenset(
         "cc_redis_errors_total",
         "cc_consumer_lag_messages",
         "cc_worker_up",
+        "cc_board_partitions",
     }
 )
 EXPORTED: Final = KPI_GAUGES | WINDOW_COUNTS | LIVE | TARGETS | SLA_STATE | COUNTERS | HEALTH

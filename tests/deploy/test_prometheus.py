@@ -50,8 +50,39 @@ def test_promtool_check_rules() -> None:
 
 def test_promtool_test_rules() -> None:
     files = sorted(TESTS.glob("*.test.yml"))
-    assert {f.name for f in files} == {"cc-kpi-alerts.test.yml", "cc-kpi-recording.test.yml"}
+    assert {f.name for f in files} == {
+        "cc-kpi-alerts.test.yml",
+        "cc-kpi-pipeline-alerts.test.yml",
+        "cc-kpi-recording.test.yml",
+    }
     ok(promtool("test", "rules", *map(str, files)))
+
+
+def test_every_rule_file_is_loaded_by_the_compose_prometheus() -> None:
+    loaded = load_yaml(PROMETHEUS / "prometheus.yml")["rule_files"]
+    assert sorted(loaded) == sorted(f"rules/{f.name}" for f in RULES.glob("*.yml"))
+
+
+def test_pipeline_alerts_read_exported_metrics_and_each_has_a_firing_test() -> None:
+    document = load_yaml(RULES / "cc-kpi-pipeline-alerts.yml")
+    rules = [rule for group in document["groups"] for rule in group["rules"]]
+    tests = load_yaml(TESTS / "cc-kpi-pipeline-alerts.test.yml")["tests"]
+    fired = {
+        case["alertname"]
+        for test in tests
+        for case in test["alert_rule_test"]
+        if case["exp_alerts"]
+    }
+    quiet = {
+        case["alertname"]
+        for test in tests
+        for case in test["alert_rule_test"]
+        if not case["exp_alerts"]
+    }
+    for rule in rules:
+        assert promql.metric_names(rule["expr"]) <= promql.EXPORTED, rule["alert"]
+        assert rule["labels"]["severity"] in ("page", "ticket"), rule["alert"]
+        assert rule["alert"] in fired and rule["alert"] in quiet, rule["alert"]
 
 
 def test_unit_tests_cover_breach_recovery_and_a_quiet_night() -> None:

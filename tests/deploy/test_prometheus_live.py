@@ -15,10 +15,12 @@ import time
 
 import pytest
 
+from streams.config import CHANNELS, UNKNOWN
+from streams.pipeline.wire import partition_for
 from tests.deploy.conftest import load_yaml, require_tool
 from tests.deploy.live import JOB, LiveStack
 from tests.deploy.test_prometheus import RULES
-from tests.integration.pipeline_runner import wait_for
+from tests.integration.pipeline_runner import PARTITIONS, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -152,3 +154,31 @@ def test_every_rule_loads_evaluates_and_records(live_prometheus: LiveStack) -> N
         if empty:
             time.sleep(2)
     assert not empty, f"recording rules without data: {empty}"
+
+
+def test_the_pipeline_alerts_join_on_the_workers_that_hold_the_board(
+    live_prometheus: LiveStack,
+) -> None:
+    """The snapshot alerts' join, without their thresholds, on real series: one
+    young snapshot per worker holding board partitions, every board partition
+    held once, and no pipeline alert pending on healthy workers."""
+    prometheus = live_prometheus.prometheus
+    assert prometheus is not None
+    rules = {
+        rule["alert"]: rule["expr"]
+        for group in load_yaml(RULES / "cc-kpi-pipeline-alerts.yml")["groups"]
+        for rule in group["rules"]
+    }
+    stale_join = rules["CcKpiSnapshotStale"].replace(" > 120", "")
+    assert stale_join != rules["CcKpiSnapshotStale"]
+    ages = prometheus.query(stale_join)
+    holders = prometheus.query("cc_board_partitions > 0")
+    assert holders and {s["metric"]["instance"] for s in ages} == {
+        s["metric"]["instance"] for s in holders
+    }
+    assert all(float(s["value"][1]) < 30 for s in ages), ages
+    board = {partition_for(channel, PARTITIONS) for channel in (*CHANNELS, UNKNOWN)}
+    (total,) = prometheus.query("sum(cc_board_partitions)")
+    assert float(total["value"][1]) == len(board)
+    assert prometheus.query(rules["CcKpiSnapshotMissing"]) == []
+    assert prometheus.query('ALERTS{component="pipeline"}') == []

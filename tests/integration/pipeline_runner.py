@@ -28,6 +28,8 @@ INPUTS = ("calls", "chats", "emails", "social", "surveys")
 OUTPUTS = ("kpis", "sla", "deadletter")
 STOP_TIMEOUT_S = 30
 """Kubernetes gives a pod 30 s after SIGTERM by default."""
+PARTITIONS = 4
+"""Partitions of every topic of a test deployment."""
 FEED_TOPIC = {
     "cc.calls": "calls",
     "cc.chats": "chats",
@@ -58,7 +60,7 @@ class Deployment:
             "clock": "event",
             "idle_timeout": "3s",
             "snapshot_interval": "1s",
-            "partitions": 4,
+            "partitions": PARTITIONS,
             **pipeline,
         }
         lines = [f'[kafka]\nbootstrap = "{kafka}"', f'[redis]\nurl = "{redis_url}"', "[topics]"]
@@ -69,7 +71,7 @@ class Deployment:
         self.config = tmp_path / "cc-kpi.toml"
         self.config.write_text("\n".join(lines) + "\n")
         self.workers: list[Worker] = []
-        ensure_topics(load_settings(self.config, env={}), partitions=4)
+        ensure_topics(load_settings(self.config, env={}), partitions=PARTITIONS)
 
     def start_worker(self, app: str = "streams.pipeline.app") -> Worker:
         """A worker process running `app` (the production app unless a test

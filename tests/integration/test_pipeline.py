@@ -12,9 +12,18 @@ from typing import Any
 import orjson
 import pytest
 
+from streams.config import CHANNELS, UNKNOWN
+from streams.pipeline.wire import partition_for
 from streams.publish.prometheus import KPI_METRICS
 from tests import naive
-from tests.integration.pipeline_runner import T0, Deployment, Worker, feed_messages, wait_for
+from tests.integration.pipeline_runner import (
+    PARTITIONS,
+    T0,
+    Deployment,
+    Worker,
+    feed_messages,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +133,10 @@ def check_metrics(workers: list[Worker], records: dict[str, dict[str, Any]]) -> 
                 assert totals[(metric, labels)] == pytest.approx(value, rel=1e-9), (metric, labels)
                 checked += 1
     assert checked > 100
+    # Every board partition that holds a channel is held, and by one worker only.
+    board = {partition_for(channel, PARTITIONS) for channel in (*CHANNELS, UNKNOWN)}
+    held = [w.samples()[("cc_board_partitions", ())] for w in workers]
+    assert sum(held) == len(board), held
 
 
 def test_kpis_in_redis_kafka_and_metrics_equal_the_naive_computation(deployment, traffic):

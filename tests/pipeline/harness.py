@@ -176,7 +176,7 @@ def exposition_registry(
             snapshot_ms=snapshot_ms,
             redis_up=True,
             redis_errors=0,
-            **extra,
+            **{"board_partitions": len(pipe.board.held()), **extra},
         )
 
     return registry(source)
