@@ -39,14 +39,18 @@ from bench.common import (
     input_topics,
     leaves,
     percentile,
+    process_tree,
     rss_bytes,
     scrape,
     settled_rss,
     total,
 )
+from streams.cli import ensure_topics, worker_command
+from streams.config import load_settings
 
 PY = sys.executable
 CC_KPI = str(Path(PY).with_name("cc-kpi"))
+PY_SPY = str(Path(PY).with_name("py-spy"))
 SINGLE, BATCHED = "single", "batch100"
 BATCH_SIZE = 100
 SKIP_PERCENT = 5
@@ -197,14 +201,23 @@ class Process:
     def stop(self) -> None:
         self._stop.set()
         if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
+            # py-spy writes its profile when the process it samples ends.
+            profiled = Path(self.popen.args[0]).name == "py-spy"
+            tree = process_tree(self.popen.pid)
+            _signal(tree[1:] if profiled else tree[:1], signal.SIGTERM)
             try:
                 self.popen.wait(30)
             except subprocess.TimeoutExpired:
-                self.popen.kill()
+                _signal(process_tree(self.popen.pid), signal.SIGKILL)
                 self.popen.wait()
         self._thread.join()
         self.out.close()
+
+
+def _signal(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
 
 
 def wait_for(what: str, condition: Any, timeout: float, procs: list[Process]) -> Any:
@@ -394,6 +407,17 @@ class Bench:
         """`cc-kpi worker` exactly as in the working tree, or of the last commit."""
         env = os.environ | {"CC_METRICS_PORT": str(port)}
         command = [CC_KPI, "--config", str(config), "worker", "--log-level", "warn"]
+        if self.args.profile is not None:
+            # py-spy samples the process it starts, and `cc-kpi worker` replaces
+            # itself with Faust (execv): do what it does before, then start
+            # Faust's command line directly.
+            self.args.profile.mkdir(parents=True, exist_ok=True)
+            ensure_topics(load_settings(config, env={}), partitions=4)  # cc-kpi's default
+            env["CC_CONFIG"] = str(config)
+            profile = self.args.profile / f"{app_id}-{index}.txt"
+            command = [PY_SPY, "record", "-r", "250", "--nonblocking", "-f", "raw", "-o"]
+            command += [str(profile), "--"]
+            command += worker_command(argparse.Namespace(log_level="warn"))
         cwd = ROOT
         if variant == "head":
             cwd = self.head()
@@ -819,6 +843,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--local-dir", type=Path, default=ROOT / ".local" / "bench")
     p.add_argument("--keep-services", action="store_true", help="leave Kafka and Redis running")
     p.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        help="record every pipeline worker with py-spy into this directory (fold with "
+        "python -m bench.profile); py-spy's own CPU counts, so the figures are not "
+        "comparable and nothing is written to --output",
+    )
     return p
 
 
@@ -864,6 +895,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.report import write  # the report reads this module's results
 
+    if args.profile is not None:
+        print(f"profiles in {args.profile}; {args.output} left as it was")
+        return 0
     met = write(results, args.output)
     print(f"wrote {args.output}")
     return 0 if all(met.values()) else 1
