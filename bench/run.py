@@ -45,7 +45,7 @@ from bench.common import (
     settled_rss,
     total,
 )
-from streams.cli import ensure_topics, worker_command
+from streams.cli import DEFAULT_PARTITIONS, ensure_topics, worker_command
 from streams.config import load_settings
 
 PY = sys.executable
@@ -202,7 +202,7 @@ class Process:
         self._stop.set()
         if self.popen.poll() is None:
             # py-spy writes its profile when the process it samples ends.
-            profiled = Path(self.popen.args[0]).name == "py-spy"
+            profiled = self.popen.args[0] == PY_SPY
             tree = process_tree(self.popen.pid)
             _signal(tree[1:] if profiled else tree[:1], signal.SIGTERM)
             try:
@@ -412,7 +412,7 @@ class Bench:
             # itself with Faust (execv): do what it does before, then start
             # Faust's command line directly.
             self.args.profile.mkdir(parents=True, exist_ok=True)
-            ensure_topics(load_settings(config, env={}), partitions=4)  # cc-kpi's default
+            ensure_topics(load_settings(config, env={}), DEFAULT_PARTITIONS)
             env["CC_CONFIG"] = str(config)
             profile = self.args.profile / f"{app_id}-{index}.txt"
             command = [PY_SPY, "record", "-r", "250", "--nonblocking", "-f", "raw", "-o"]

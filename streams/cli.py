@@ -38,6 +38,10 @@ def internal_topics(settings: Settings) -> list[str]:
     return [f"{settings.app_id}-{name}" for name in ("by-interaction", "by-customer", "kpi-deltas")]
 
 
+DEFAULT_PARTITIONS = 4
+"""Partitions of the topics `worker`, `topics` and `run` create."""
+
+
 def ensure_topics(settings: Settings, partitions: int) -> list[str]:
     """Create the input, output and internal topics that do not exist yet; returns
     those created. Workers must not start before the internal topics exist: a
@@ -247,12 +251,15 @@ def parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run a pipeline worker")
     worker.add_argument("--log-level", default="info", dest="log_level", choices=LOG_LEVELS)
     worker.add_argument(
-        "--partitions", type=int, default=4, help="partitions of topics this creates (default 4)"
+        "--partitions",
+        type=int,
+        default=DEFAULT_PARTITIONS,
+        help=f"partitions of topics this creates (default {DEFAULT_PARTITIONS})",
     )
     worker.set_defaults(func=cmd_worker)
 
     topics = sub.add_parser("topics", help="create the input/output topics")
-    topics.add_argument("--partitions", type=int, default=4)
+    topics.add_argument("--partitions", type=int, default=DEFAULT_PARTITIONS)
     topics.set_defaults(func=cmd_topics)
 
     feed = sub.add_parser("feed", help="produce a simple live event feed")
@@ -264,7 +271,7 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="demo: worker + simulator + SLA events until Ctrl-C")
     run.add_argument("--scenario", default="normal-day", help="simulator scenario (normal-day)")
     run.add_argument("--speed", type=float, default=60.0, help="simulated seconds per second")
-    run.add_argument("--partitions", type=int, default=4)
+    run.add_argument("--partitions", type=int, default=DEFAULT_PARTITIONS)
     run.add_argument("--log-level", default="warn", dest="log_level", choices=LOG_LEVELS)
     run.set_defaults(func=cmd_run)
     sla = sub.add_parser("sla", help="print SLA breach / recovery events from cc.sla")

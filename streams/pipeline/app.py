@@ -54,7 +54,7 @@ from streams.pipeline.stages import (
     unread,
 )
 from streams.pipeline.table_store import TableStore
-from streams.pipeline.wire import partition_for
+from streams.pipeline.wire import channel_partitions, partition_for
 from streams.publish.prometheus import Exposition, registry
 from streams.publish.redis_sink import RedisSink
 from streams.publish.text_format import generate_latest
@@ -193,7 +193,7 @@ background: set[asyncio.Future[None]] = set()
 input_ends: dict[tuple[str, int], int] = {}
 """End offsets of the input partitions, asked of the broker at their assignment
 and every 2 s (`_refresh_input_ends`)."""
-CHANNEL_PARTITIONS = sorted({partition_for(c, N) for c in (*CHANNELS, UNKNOWN)})
+CHANNEL_PARTITIONS = channel_partitions(N)
 
 
 @app.task

@@ -9,6 +9,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+from streams.config import CHANNELS, UNKNOWN
 from streams.contract.event import Event
 from streams.core.interaction import ContactFacts, End
 
@@ -16,6 +17,11 @@ from streams.core.interaction import ContactFacts, End
 def partition_for(key: str, partitions: int) -> int:
     """Stable partition of a key: the same on every worker and after restarts."""
     return zlib.crc32(key.encode()) % partitions
+
+
+def channel_partitions(partitions: int) -> list[int]:
+    """The board partitions that hold a channel (the others hold none)."""
+    return sorted({partition_for(channel, partitions) for channel in (*CHANNELS, UNKNOWN)})
 
 
 def event_to_wire(e: Event) -> list[Any]:

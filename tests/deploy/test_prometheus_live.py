@@ -15,8 +15,7 @@ import time
 
 import pytest
 
-from streams.config import CHANNELS, UNKNOWN
-from streams.pipeline.wire import partition_for
+from streams.pipeline.wire import channel_partitions
 from tests.deploy.conftest import load_yaml, require_tool
 from tests.deploy.live import JOB, LiveStack
 from tests.deploy.test_prometheus import RULES
@@ -177,8 +176,7 @@ def test_the_pipeline_alerts_join_on_the_workers_that_hold_the_board(
         s["metric"]["instance"] for s in holders
     }
     assert all(float(s["value"][1]) < 30 for s in ages), ages
-    board = {partition_for(channel, PARTITIONS) for channel in (*CHANNELS, UNKNOWN)}
     (total,) = prometheus.query("sum(cc_board_partitions)")
-    assert float(total["value"][1]) == len(board)
+    assert float(total["value"][1]) == len(channel_partitions(PARTITIONS))
     assert prometheus.query(rules["CcKpiSnapshotMissing"]) == []
     assert prometheus.query('ALERTS{component="pipeline"}') == []

@@ -207,10 +207,13 @@ class Worker:
             self.dump_stacks()
             self.process.kill()
             self.process.wait()
-            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-120:])
             raise AssertionError(
-                f"worker did not stop within {STOP_TIMEOUT_S}s of SIGTERM; log: {self.log}\n{tail}"
+                f"worker did not stop within {STOP_TIMEOUT_S}s of SIGTERM; log: {self.log}\n"
+                + self.log_tail(120)
             ) from None
+
+    def log_tail(self, lines: int) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def dump_stacks(self) -> None:
         """Every thread's stack into the worker's log (its SIGQUIT handler):

@@ -114,11 +114,7 @@ def settled_outputs(deployment: Deployment, facts: naive.Facts, timeout: float =
     except AssertionError as error:
         for worker in deployment.workers:
             worker.dump_stacks()
-        logs = "\n".join(
-            f"--- {w.log.name} ---\n"
-            + "\n".join(w.log.read_text(errors="replace").splitlines()[-150:])
-            for w in deployment.workers
-        )
+        logs = "\n".join(f"--- {w.log.name} ---\n" + w.log_tail(150) for w in deployment.workers)
         raise AssertionError(f"{error}\nfirst differences: {last[0][:15]}\n{logs}") from None
     redis = kpi_fields(records)
 
