@@ -320,13 +320,16 @@ EOF
 # On failure show what matters: the errors of this run (the log is appended
 # across runs, a '====' line marks each start) and its last lines.
 show_failure() {
-    local run
-    run=$(awk '/^==== /{buf=""} {buf=buf $0 "\n"} END{printf "%s", buf}' "$LOG" 2>/dev/null || true)
+    # This run's lines start at its "====" header (the log is appended across
+    # runs, and a broker replaying a long metadata log writes tens of MB).
+    local from
+    from=$(grep -n '^==== ' "$LOG" 2>/dev/null | tail -n 1 | cut -d: -f1 || true)
     echo "---- errors in this run of $LOG:" >&2
-    grep -E '^\[[^]]*\] (ERROR|FATAL) |^[A-Za-z0-9_.$]+(Exception|Error)(:|$)|^Error|^Exception' <<<"$run" |
+    tail -n +"${from:-1}" "$LOG" 2>/dev/null |
+        grep -E '^\[[^]]*\] (ERROR|FATAL) |^[A-Za-z0-9_.$]+(Exception|Error)(:|$)|^Error|^Exception' |
         tail -n 10 >&2 || echo "(none)" >&2
     echo "---- last lines:" >&2
-    tail -n 15 <<<"$run" >&2
+    tail -n +"${from:-1}" "$LOG" 2>/dev/null | tail -n 15 >&2
 }
 
 # --- commands ----------------------------------------------------------------
