@@ -42,6 +42,10 @@ DEFAULT_PARTITIONS = 4
 """Partitions of the topics `worker`, `topics` and `run` create."""
 
 
+TOPICS_READY_MS = 60_000
+"""How long new topics may take to have a leader for every partition."""
+
+
 def ensure_topics(settings: Settings, partitions: int) -> list[str]:
     """Create the input, output and internal topics that do not exist yet; returns
     those created. Workers must not start before the internal topics exist: a
@@ -67,8 +71,9 @@ def ensure_topics(settings: Settings, partitions: int) -> list[str]:
                             for n in missing
                         },
                         timeout_ms=30_000,
-                        wait_for_metadata=True,
                     )
+                # Not create_topics' own wait (10 s): a busy broker can take longer.
+                admin.wait_for_topics(missing, timeout_ms=TOPICS_READY_MS)
             return missing
         finally:
             admin.close()

@@ -163,8 +163,9 @@ def fresh_topics(request: pytest.FixtureRequest, kafka_admin: Admin) -> Iterator
         configs: dict[str, str] | None = None,
     ) -> dict[str, str]:
         mapping = {name: f"{name}.{slug}.{uuid.uuid4().hex[:8]}" for name in names}
-        # kafka-python 3.x: dict form (NewTopic is deprecated); wait_for_metadata
-        # blocks until each partition has a leader, so producers don't race it.
+        # kafka-python 3.x: dict form (NewTopic is deprecated); wait_for_topics
+        # blocks until each partition has a leader, so producers don't race it
+        # (longer than create_topics' own 10 s wait: the broker may be busy).
         kafka_admin.create_topics(
             {
                 real: {
@@ -175,8 +176,8 @@ def fresh_topics(request: pytest.FixtureRequest, kafka_admin: Admin) -> Iterator
                 for real in mapping.values()
             },
             timeout_ms=30_000,
-            wait_for_metadata=True,
         )
+        kafka_admin.wait_for_topics(list(mapping.values()), timeout_ms=60_000)
         created.extend(mapping.values())
         return mapping
 
@@ -208,13 +209,22 @@ def clean_redis(redis_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def deployment(
-    tmp_path: Path, kafka_bootstrap: str, redis_url: str, fresh_topics: TopicFactory
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    redis_url: str,
+    fresh_topics: TopicFactory,
 ) -> Iterator[Deployment]:
     """A pipeline app with its own input and output topics, on an empty Redis DB;
-    its workers are stopped at the end."""
+    its workers are stopped at the end. Settings of its [pipeline] section can
+    be passed with `indirect` parametrization."""
     flush_redis_db(redis_url)
     deployment = Deployment(
-        tmp_path, kafka_bootstrap, redis_url, fresh_topics([*INPUTS, *OUTPUTS], partitions=4)
+        tmp_path,
+        kafka_bootstrap,
+        redis_url,
+        fresh_topics([*INPUTS, *OUTPUTS], partitions=4),
+        **getattr(request, "param", {}),
     )
     yield deployment
     deployment.stop_all()
