@@ -25,6 +25,7 @@ SHARED_SETTINGS = (
     "consumer_auto_offset_reset",
     "stream_buffer_maxsize",
     "broker_commit_interval",
+    "broker_max_poll_records",
 )
 """The settings `streams.pipeline.app` passes to faust.App, read from it (not copied)."""
 

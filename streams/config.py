@@ -240,6 +240,7 @@ class Settings:
     max_event_bytes: int = 64 * 1024
     max_message_bytes: int = 1024 * 1024
     max_batch_events: int = 1000
+    max_internal_backlog: int = 200_000
     metrics_addr: str = "127.0.0.1"
     metrics_port: int = 9100
     sla: SlaTable = field(
@@ -274,6 +275,7 @@ _ENV: Final = {
     "CC_SNAPSHOT_INTERVAL": ("pipeline", "snapshot_interval"),
     "CC_PARTITIONS": ("pipeline", "partitions"),
     "CC_IDLE_TIMEOUT": ("pipeline", "idle_timeout"),
+    "CC_MAX_INTERNAL_BACKLOG": ("pipeline", "max_internal_backlog"),
     "CC_METRICS_ADDR": ("metrics", "addr"),
     "CC_METRICS_PORT": ("metrics", "port"),
     "CC_LABELS_MAX_QUEUES": ("labels", "max_queues"),
@@ -313,6 +315,7 @@ _SECTIONS: Final = {
         "max_event_bytes",
         "max_message_bytes",
         "max_batch_events",
+        "max_internal_backlog",
     },
     "metrics": {"addr", "port"},
     "labels": {"queues", "max_queues", "networks", "max_networks", "other"},
@@ -498,6 +501,14 @@ def _build(raw: Mapping[str, Any], secrets: Mapping[str, Secret | None] | None =
             defaults.max_batch_events,
             1,
             100_000,
+        ),
+        max_internal_backlog=integer(
+            pipe,
+            "pipeline.max_internal_backlog",
+            "max_internal_backlog",
+            defaults.max_internal_backlog,
+            1000,
+            100_000_000,
         ),
         metrics_addr=metrics_addr,
         metrics_port=integer(metrics, "metrics.port", "port", defaults.metrics_port, 0, 65535),

@@ -922,6 +922,21 @@ def health() -> dashboard.Dashboard:
             decimals=0,
         ),
         graph(
+            "Internal backlog",
+            "Events, facts and deltas waiting on the internal topics (estimated; the same "
+            "figure on every worker, max over them), and the workers holding off input "
+            "because it is above pipeline.max_internal_backlog (backpressure, e.g. during "
+            "a replay or after an outage).",
+            "short",
+            [
+                Query(f"max(cc_internal_backlog_items{{{sel}}})", "items waiting"),
+                Query(f"sum(cc_input_held{{{sel}}})", "workers holding input"),
+            ],
+            layout.place(8, 8),
+            min_val=0,
+            decimals=0,
+        ),
+        graph(
             "Dead letters",
             "Rejected messages per second, by reason (cc.deadletter).",
             "ops",

@@ -24,6 +24,7 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka import TopicPartition
 from faust.events import Event
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
@@ -36,6 +37,7 @@ from streams.connections import async_redis_client, faust_credentials, kafka_arg
 from streams.core.board import key_of_record
 from streams.core.record import iso
 from streams.pipeline import garbage
+from streams.pipeline.backpressure import InputHold, MessageSizes, backlog
 from streams.pipeline.changelog import BatchedChangelog
 from streams.pipeline.committer import Committer
 from streams.pipeline.continuity import Continuity, Stalls
@@ -109,6 +111,11 @@ app = PipelineApp(
     web_port=settings.metrics_port,
     web_host=settings.metrics_addr,
     stream_buffer_maxsize=8192,
+    # At most this many records per fetch from the consumer's buffer (Faust's
+    # default: all of them, up to 1 MB per partition): Faust delivers what it
+    # took into the agents' buffers even once they are full, so this bounds
+    # how far ingest's buffer can overflow while input is held (`_while_held`).
+    broker_max_poll_records=1000,
     producer_max_request_size=MAX_RECORD_BYTES,
     broker_commit_interval=1.0,
 )
@@ -428,23 +435,41 @@ STAGE_PARTITIONS: dict[str, tuple[Callable[[int], None], Callable[[int], None]]]
 """How each partitioned stage adopts and releases a partition, by its input topic."""
 
 
+message_sizes = MessageSizes()
+"""Items per message sent to each internal topic, for the backlog's estimate
+(streams.pipeline.backpressure)."""
+
+
+async def _send_internal(topic: faust.TopicT, partition: int, value: bytes, items: int) -> None:
+    """A message carrying `items` events, facts or deltas to a stage."""
+    message_sizes.sent(topic.get_topic_name(), items)
+    await topic.send(value=value, partition=partition)
+
+
 async def _send_interactions(out: Outbox) -> None:
     """Ingest's events to the interaction partitions, in messages of at most
     BATCH_ITEMS, with no clock: each interaction partition makes its own from
     every ingest's progress (report_live)."""
+    sent = 0
     for partition, items in out.interactions.items():
         for start in range(0, len(items), BATCH_ITEMS):
-            body = {"e": items[start : start + BATCH_ITEMS]}
-            await by_interaction.send(value=orjson.dumps(body), partition=partition)
+            part = items[start : start + BATCH_ITEMS]
+            await _send_internal(by_interaction, partition, orjson.dumps({"e": part}), len(part))
+        sent += len(items)
+    was_holding = input_hold.holding
+    if input_hold.add(sent) and not was_holding:
+        _log_hold(was_holding)
+        await _apply_hold()
     await _send_deadletters(out.deadletters)
 
 
 async def _send_outgoing(outgoing: Outgoing) -> None:
     """A stage's output for a batch: facts, then deltas."""
     for partition, body in outgoing.customer_messages():
-        await by_customer.send(value=orjson.dumps(body), partition=partition)
+        await _send_internal(by_customer, partition, orjson.dumps(body), len(body["f"]))
     for partition, body in outgoing.delta_messages():
-        await kpi_deltas.send(value=orjson.dumps(body), partition=partition)
+        items = sum(len(run[3]) for run in body["d"])
+        await _send_internal(kpi_deltas, partition, orjson.dumps(body), items)
     await _send_deadletters(outgoing.deadletters)
 
 
@@ -548,6 +573,7 @@ async def ingest(stream: faust.StreamT) -> None:
     ingest_stream[:] = [stream]
     async for taken in stream.noack_take(1000, within=0.05):
         _sync()
+        await _while_held(stream)
         batch = await _in_order(taken)
         async with ingest_commits.working():
             await _ingest_locked(stream, batch)
@@ -576,7 +602,10 @@ async def read_stalled_inputs() -> None:
     _sync()
     await _refresh_input_ends()
     ends = _input_end_offsets()
-    behind = {TP(*source): _next_offset(source) for source in _lagging()}
+    # Held input partitions are not taken from by design: not a stall, and
+    # their wait starts afresh once they are released.
+    lagging = [] if input_hold.holding else _lagging()
+    behind = {TP(*source): _next_offset(source) for source in lagging}
     for tp in stalls.stalled(behind, time.monotonic()):
         end = ends.get((tp.topic, tp.partition))
         if end is not None:
@@ -629,6 +658,93 @@ async def _read_stalled(tp: TP, end: int) -> None:
         )
         if records:
             await _ingest_locked(ingest_stream[0], [_refetched(tp, r) for r in records])
+
+
+input_hold = InputHold(settings.max_internal_backlog)
+backlog_reader = Refetcher(kafka_args(settings))
+"""Clients of their own for the backlog asked every second."""
+INTERNAL_TOPICS = (by_interaction, by_customer, kpi_deltas)
+HELD_POLL_S = 0.05
+
+
+async def _while_held(stream: faust.StreamT) -> None:
+    """Ingest takes nothing while the hold is on: what was fetched before
+    `_apply_hold` stopped fetching waits in ingest's stream buffer. Should that
+    buffer fill up, ingest goes on, rather than block Faust's consumer, which
+    every stage reads through. Not through a rebalance either: the rebalance
+    waits for the batch ingest holds."""
+    queue = stream.channel.queue  # type: ignore[attr-defined]
+    while input_hold.holding and _ready() and not queue.full():
+        await asyncio.sleep(HELD_POLL_S)
+
+
+held_inputs: set[TP] = set()
+"""The input partitions `_apply_hold` paused."""
+
+
+async def _apply_hold() -> None:
+    """While the hold is on, the Kafka consumer fetches nothing more for this
+    worker's input partitions."""
+    current = {TP(*source) for source in input_sources}
+    if input_hold.holding:
+        # Again at every check: a rebalance makes new, unpaused partition states.
+        await _fetching(current, paused=True)
+        held_inputs.clear()
+        held_inputs.update(current)
+    elif held_inputs:
+        await _fetching(held_inputs & current, paused=False)
+        held_inputs.clear()
+
+
+async def _fetching(tps: set[TP], *, paused: bool) -> None:
+    """Pause or resume `tps` in aiokafka's consumer, in Faust's consumer thread,
+    which owns it. Not Faust's own `pause_partitions`: it drops the records
+    already fetched for them, and a partition whose end they were then
+    delivers nothing more (faust-streaming 0.15, pinned in pyproject.toml).
+    aiokafka's keeps its position, and fetches them again once resumed."""
+    thread = app.consumer._thread  # type: ignore[attr-defined]
+    wanted = [TopicPartition(tp.topic, tp.partition) for tp in tps]
+
+    async def switch() -> None:
+        consumer = thread._ensure_consumer()
+        held = [tp for tp in wanted if tp in consumer.assignment()]
+        if held:
+            (consumer.pause if paused else consumer.resume)(*held)
+
+    await thread.call_thread(switch)
+
+
+def _log_hold(was_holding: bool) -> None:
+    if input_hold.holding and not was_holding:
+        log.info(
+            "internal backlog ~%d items (limit %d): input held",
+            input_hold.waiting,
+            input_hold.limit,
+        )
+    elif was_holding and not input_hold.holding:
+        log.info("internal backlog ~%d items: input released", input_hold.waiting)
+
+
+@app.timer(interval=1.0)
+async def hold_back_input() -> None:
+    """Backpressure (streams.pipeline.backpressure): while more internal items
+    than `pipeline.max_internal_backlog` wait to be processed, by any worker of
+    the group, ingest waits (`_while_held`). The backlog runs from each
+    internal partition's position (its committed offset, or the next offset
+    its stage takes here) to its log's end."""
+    if not _ready():
+        return
+    _sync()
+    tps = {(topic.get_topic_name(), p) for topic in INTERNAL_TOPICS for p in range(N)}
+    ends = await backlog_reader.ends(tps)
+    starts = await backlog_reader.starts(app.conf.id, tps)
+    positions = {
+        tp: max(start, continuity.next_offset(TP(*tp)) or 0) for tp, start in starts.items()
+    }
+    was_holding = input_hold.holding
+    input_hold.update(*backlog(ends, positions, message_sizes))
+    _log_hold(was_holding)
+    await _apply_hold()
 
 
 @app.agent(by_interaction)
@@ -736,11 +852,11 @@ async def report_live() -> None:
             if progress:
                 heartbeat = orjson.dumps({"e": [], "progress": progress})
                 for target in range(N):
-                    await by_interaction.send(value=heartbeat, partition=target)
+                    await _send_internal(by_interaction, target, heartbeat, 0)
     # What to send is read under the stages' locks, so that no clock passes a
     # delta still unsent; it is sent after, so that a slow send never holds up
     # the stages.
-    outgoing: list[tuple[faust.TopicT, int, bytes]] = []
+    outgoing: list[tuple[faust.TopicT, int, bytes, int]] = []
     async with interaction_commits.lock:
         for partition in _reporting(interaction_commits, by_interaction):
             gauges = interaction_stage.live(partition, wall)
@@ -752,10 +868,10 @@ async def report_live() -> None:
                 )
             for target, items in rows.items():
                 body = {"live": partition, "to": target, "g": items, "wm": clock}
-                outgoing.append((kpi_deltas, target, orjson.dumps(body)))
+                outgoing.append((kpi_deltas, target, orjson.dumps(body), len(items)))
             if event_clock and clock is not None:
                 body = {"wm": {f"i{partition}": clock}, "f": []}
-                outgoing += [(by_customer, target, orjson.dumps(body)) for target in range(N)]
+                outgoing += [(by_customer, target, orjson.dumps(body), 0) for target in range(N)]
     if event_clock:
         async with customer_commits.lock:
             for partition in _reporting(customer_commits, by_customer):
@@ -763,13 +879,13 @@ async def report_live() -> None:
                 if clock is not None:
                     body = {"clock": f"c{partition}", "wm": clock}
                     outgoing += [
-                        (kpi_deltas, target, orjson.dumps(body)) for target in CHANNEL_PARTITIONS
+                        (kpi_deltas, target, orjson.dumps(body), 0) for target in CHANNEL_PARTITIONS
                     ]
-    for topic, target, value in outgoing:
-        await topic.send(value=value, partition=target)
+    for topic, target, value, items in outgoing:
+        await _send_internal(topic, target, value, items)
     if progress:
         for target in CHANNEL_PARTITIONS:
-            await kpi_deltas.send(value=orjson.dumps({"progress": progress}), partition=target)
+            await _send_internal(kpi_deltas, target, orjson.dumps({"progress": progress}), 0)
 
 
 def _reporting(committer: Committer, topic: faust.TopicT) -> list[int]:
@@ -878,6 +994,9 @@ def _exposition() -> Exposition:
         lag=_input_lag(),
         caps=board_stage.cap,
         board_partitions=len(board_stage.held()),
+        internal_backlog=input_hold.messages,
+        internal_backlog_items=input_hold.waiting,
+        input_held=input_hold.holding,
     )
 
 
@@ -960,4 +1079,5 @@ async def final_snapshot(app: faust.App, **kwargs: Any) -> None:
     finally:
         refetcher.close()
         end_reader.close()
+        backlog_reader.close()
         await redis_sink.close()

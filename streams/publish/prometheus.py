@@ -108,6 +108,9 @@ class Exposition:
     lag: dict[tuple[str, int], int] = field(default_factory=dict)
     caps: LabelCap | None = None
     board_partitions: int = 0
+    internal_backlog: int | None = None
+    internal_backlog_items: int | None = None
+    input_held: bool = False
 
 
 def _labels(record: dict[str, Any]) -> list[str]:
@@ -310,6 +313,27 @@ class KpiCollector(Collector):
         )
         yield CounterMetricFamily(
             "cc_redis_errors", "Failed Redis snapshot writes.", value=exp.redis_errors
+        )
+        if exp.internal_backlog is not None:
+            yield GaugeMetricFamily(
+                "cc_internal_backlog_messages",
+                "Messages on the pipeline's internal topics not processed yet, by any "
+                "worker (measured every second).",
+                value=exp.internal_backlog,
+            )
+        if exp.internal_backlog_items is not None:
+            yield GaugeMetricFamily(
+                "cc_internal_backlog_items",
+                "Events, facts and deltas those messages carry (estimated from the mean "
+                "size of the messages this worker sent); what pipeline.max_internal_backlog "
+                "bounds.",
+                value=exp.internal_backlog_items,
+            )
+        yield GaugeMetricFamily(
+            "cc_input_held",
+            "1 while this worker holds off reading input because the internal backlog "
+            "(items) is above pipeline.max_internal_backlog (backpressure).",
+            value=1 if exp.input_held else 0,
         )
         lag = GaugeMetricFamily(
             "cc_consumer_lag_messages",

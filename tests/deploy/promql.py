@@ -89,6 +89,9 @@ HEALTH: Final = frozenset(
         "cc_consumer_lag_messages",
         "cc_worker_up",
         "cc_board_partitions",
+        "cc_internal_backlog_messages",
+        "cc_internal_backlog_items",
+        "cc_input_held",
     }
 )
 EXPORTED: Final = KPI_GAUGES | WINDOW_COUNTS | LIVE | TARGETS | SLA_STATE | COUNTERS | HEALTH
