@@ -61,6 +61,14 @@ service_level = 0.95
     assert s.sla.targets("social", "q", "facebook").frt_seconds == 1800
 
 
+def test_the_internal_backlog_limit_from_toml_and_env(tmp_path):
+    assert load_settings(env={}).max_internal_backlog == 200_000
+    path = write(tmp_path, "[pipeline]\nmax_internal_backlog = 50000\n")
+    assert load_settings(path, env={}).max_internal_backlog == 50_000
+    env = {"CC_MAX_INTERNAL_BACKLOG": "70000"}
+    assert load_settings(path, env=env).max_internal_backlog == 70_000
+
+
 def test_config_path_from_environment(tmp_path):
     path = write(tmp_path, "[pipeline]\nmin_contacts = 5\n")
     assert load_settings(env={"CC_CONFIG": str(path)}).min_contacts == 5
@@ -84,6 +92,7 @@ def test_config_path_from_environment(tmp_path):
         ('[redis]\nurl = "http://x"', "redis.url", "redis://"),
         ('[topics]\ncalls = "bad topic!"', "topics.calls", "topic name"),
         ("[metrics]\nport = 70000", "metrics.port", "between"),
+        ("[pipeline]\nmax_internal_backlog = 10", "pipeline.max_internal_backlog", "between"),
         ("[pipeline\n", "CC_CONFIG", "not valid TOML"),
     ],
 )

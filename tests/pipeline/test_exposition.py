@@ -46,3 +46,21 @@ def test_promtool_finds_nothing_to_lint():
     assert b"cc_kpi_service_level_ratio{" in text and b"cc_frt_seconds_bucket{" in text
     assert b'cc_deadletter_total{reason="invalid_json",topic="cc.calls"} 1.0' in text
     assert_promtool_clean(text)
+
+
+def test_the_backpressure_gauges_show_the_last_measurement():
+    pipe, records = busy_board()
+    unmeasured = exposition(pipe, records, NOW).decode()
+    assert "cc_internal_backlog" not in unmeasured
+    assert "\ncc_input_held 0.0\n" in unmeasured
+    held = exposition(
+        pipe,
+        records,
+        NOW,
+        internal_backlog=340,
+        internal_backlog_items=251_000,
+        input_held=True,
+    ).decode()
+    assert "\ncc_internal_backlog_messages 340.0\n" in held
+    assert "\ncc_internal_backlog_items 251000.0\n" in held
+    assert "\ncc_input_held 1.0\n" in held
