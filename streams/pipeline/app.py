@@ -458,8 +458,7 @@ async def _send_interactions(out: Outbox) -> None:
         sent += len(items)
     was_holding = input_hold.holding
     if input_hold.add(sent) and not was_holding:
-        _log_hold(was_holding)
-        await _apply_hold()
+        await _follow_hold(was_holding)
     await _send_deadletters(out.deadletters)
 
 
@@ -663,7 +662,11 @@ async def _read_stalled(tp: TP, end: int) -> None:
 input_hold = InputHold(settings.max_internal_backlog)
 backlog_reader = Refetcher(kafka_args(settings))
 """Clients of their own for the backlog asked every second."""
-INTERNAL_TOPICS = (by_interaction, by_customer, kpi_deltas)
+INTERNAL_TPS = {
+    (topic.get_topic_name(), p)
+    for topic in (by_interaction, by_customer, kpi_deltas)
+    for p in range(N)
+}
 HELD_POLL_S = 0.05
 
 
@@ -714,7 +717,8 @@ async def _fetching(tps: set[TP], *, paused: bool) -> None:
     await thread.call_thread(switch)
 
 
-def _log_hold(was_holding: bool) -> None:
+async def _follow_hold(was_holding: bool) -> None:
+    """Say when the hold starts or ends, and pause or resume the input."""
     if input_hold.holding and not was_holding:
         log.info(
             "internal backlog ~%d items (limit %d): input held",
@@ -723,6 +727,7 @@ def _log_hold(was_holding: bool) -> None:
         )
     elif was_holding and not input_hold.holding:
         log.info("internal backlog ~%d items: input released", input_hold.waiting)
+    await _apply_hold()
 
 
 @app.timer(interval=1.0)
@@ -735,16 +740,14 @@ async def hold_back_input() -> None:
     if not _ready():
         return
     _sync()
-    tps = {(topic.get_topic_name(), p) for topic in INTERNAL_TOPICS for p in range(N)}
-    ends = await backlog_reader.ends(tps)
-    starts = await backlog_reader.starts(app.conf.id, tps)
+    ends = await backlog_reader.ends(INTERNAL_TPS)
+    starts = await backlog_reader.starts(app.conf.id, INTERNAL_TPS)
     positions = {
         tp: max(start, continuity.next_offset(TP(*tp)) or 0) for tp, start in starts.items()
     }
     was_holding = input_hold.holding
     input_hold.update(*backlog(ends, positions, message_sizes))
-    _log_hold(was_holding)
-    await _apply_hold()
+    await _follow_hold(was_holding)
 
 
 @app.agent(by_interaction)

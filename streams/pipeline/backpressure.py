@@ -12,8 +12,8 @@ backlog's length.
 
 The hold starts above `limit` items and ends at half of it, so that the
 stages still have work while ingest resumes, and ingest does not flip at every
-check. While it holds, ingest takes nothing more; Faust's flow control then
-stops fetching its input once its buffer is 80 % full (streams.pipeline.app).
+check. While it holds, ingest takes nothing more and the worker's input
+partitions are paused in the Kafka consumer (streams.pipeline.app).
 """
 
 from __future__ import annotations
