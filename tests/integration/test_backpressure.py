@@ -67,8 +67,9 @@ def test_a_backlog_above_the_limit_is_held_back_and_counted_exactly(deployment) 
     assert watch.measured
     # Ingest's batches and the stages' fan-out (facts and deltas per event)
     # overshoot the limit between two measurements; unheld, about 175,000
-    # items wait here at the peak.
-    assert watch.largest < 3 * LIMIT, watch.largest
+    # items wait here at the peak; held, up to 64,843 were seen on a loaded
+    # machine (a fresh clone's make test beside another test run).
+    assert watch.largest < 4 * LIMIT, watch.largest
     log = worker.log.read_text()
     assert watch.held and "input held" in log and "input released" in log
     samples = worker.samples()
