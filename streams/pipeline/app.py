@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import faust
@@ -581,7 +581,7 @@ async def ingest(stream: faust.StreamT) -> None:
 async def _ingest_locked(stream: faust.StreamT, batch: list[Any]) -> None:
     """Ingest's work on a batch, with `ingest_commits` held."""
     wall = now_ms()
-    ingest_stage.behind(_lagging(), wall)
+    ingest_stage.behind(_unprocessed(), wall)
     out = Outbox()
     ingest_stage.process(
         ((e.message.topic, e.message.partition, e.message.offset, e.value) for e in batch),
@@ -603,7 +603,7 @@ async def read_stalled_inputs() -> None:
     ends = _input_end_offsets()
     # Held input partitions are not taken from by design: not a stall, and
     # their wait starts afresh once they are released.
-    lagging = [] if input_hold.holding else _lagging()
+    lagging = [] if input_hold.holding else _undelivered()
     behind = {TP(*source): _next_offset(source) for source in lagging}
     for tp in stalls.stalled(behind, time.monotonic()):
         end = ends.get((tp.topic, tp.partition))
@@ -850,7 +850,7 @@ async def report_live() -> None:
         # Under ingest's lock: no progress report passes events still unsent
         # (nor any, once a batch failed: committer.py).
         async with ingest_commits.lock:
-            ingest_stage.behind(_lagging(), wall)
+            ingest_stage.behind(_unprocessed(), wall)
             progress = [] if ingest_commits.broken else ingest_stage.progress(wall)
             if progress:
                 heartbeat = orjson.dumps({"e": [], "progress": progress})
@@ -964,13 +964,28 @@ def _next_offset(source: tuple[str, int]) -> int | None:
     return taken
 
 
-def _lagging() -> list[tuple[str, int]]:
-    """Input partitions with messages not taken yet (see `unread`)."""
+def _unprocessed() -> list[tuple[str, int]]:
+    """Input partitions with messages ingest has not processed yet: they hold
+    the watermark (see `unread`). A batch Faust delivered is not processed
+    until ingest has it under its lock: counted as read before, a partition
+    whose last messages waited there (for a commit, a read from the log)
+    looked idle, and the clocks passed its events."""
+    return _lagging(ingest_stage.taken)
+
+
+def _undelivered() -> list[tuple[str, int]]:
+    """Input partitions with messages Faust has not delivered yet: those
+    that stay so are stalled (`read_stalled_inputs`)."""
     read = {}
     for source in input_sources:
         offset = _next_offset(source)
         if offset is not None:
             read[source] = offset - 1
+    return _lagging(read)
+
+
+def _lagging(read: Mapping[tuple[str, int], int]) -> list[tuple[str, int]]:
+    """Input partitions whose log ends past the message after `read`'s."""
     return unread(
         sorted(input_sources),
         _input_end_offsets(),

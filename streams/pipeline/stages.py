@@ -157,6 +157,11 @@ class Ingest:
         self.watermark = Watermark(settings.idle_timeout_ms)
         self.partitions = settings.internal_partitions
         self.backlogged: set[tuple[str, int]] = set()
+        self.taken: dict[tuple[str, int], int] = {}
+        """Per input partition, the offset of the last message processed. Not
+        what Faust delivered: a batch can wait between the two (for the lock,
+        a read from the log, the hold), and until it is processed its
+        partition must hold the watermark (`unread`)."""
 
     def clock(self, wall_ms: int) -> int | None:
         if self.settings.clock == "wall":
@@ -191,6 +196,7 @@ class Ingest:
                     _dead_letters(raw, decoded.rejections, topic, partition, offset)
                 )
             source = (topic, partition)
+            self.taken[source] = max(offset, self.taken.get(source, -1))
             self.watermark.touch(source, wall_ms)
             for event in decoded.events:
                 too_old = self._too_old(source, clock)
@@ -228,6 +234,7 @@ class Ingest:
 
     def forget(self, topic: str, partition: int) -> None:
         self.watermark.forget((topic, partition))
+        self.taken.pop((topic, partition), None)
 
 
 def unread(

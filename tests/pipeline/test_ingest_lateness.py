@@ -78,3 +78,26 @@ def test_a_partition_whose_end_is_not_known_yet_holds_the_clocks() -> None:
     """Right after an assignment, before the broker said where its log ends
     and before its first records came: it may hold the oldest events."""
     assert unread([("cc.calls", 0)], ends={}, read={}, committed={}) == [("cc.calls", 0)]
+
+
+def test_a_partition_whose_delivered_batch_waits_holds_the_watermark() -> None:
+    """Faust delivered the last messages of cc.calls/1, but their batch waits
+    (for the lock, a read from the log): read is what was processed, so the
+    partition is behind and the clock does not pass its events, however long
+    since it last delivered."""
+    calls0, calls1 = ("cc.calls", 0), ("cc.calls", 1)
+    ingest = Ingest(SETTINGS, Stats())
+    out = Outbox()
+    ingest.process([(*calls1, 0, started(1, T0))], 0, out)
+    ingest.process([(*calls0, 0, started(2, T0 + 60 * MINUTE))], 0, out)
+    assert ingest.taken == {calls1: 0, calls0: 0}
+    wall = 10 * SETTINGS.idle_timeout_ms
+    ends = {calls0: 1, calls1: 3}  # cc.calls/1's offsets 1 and 2 wait in a batch
+    ingest.behind(unread([calls0, calls1], ends, ingest.taken, committed={}), wall)
+    assert ingest.clock(wall) == T0
+    ingest.process([(*calls1, 1, started(3, T0 + MINUTE)), (*calls1, 2, b"{")], wall, out)
+    assert ingest.taken[calls1] == 2, "a dead-lettered message is processed too"
+    ingest.behind(unread([calls0, calls1], ends, ingest.taken, committed={}), wall)
+    assert ingest.clock(wall) == T0 + MINUTE
+    ingest.forget(*calls1)
+    assert calls1 not in ingest.taken
