@@ -615,8 +615,7 @@ async def _refresh_input_ends() -> None:
     """The input partitions' ends, asked of the broker again: Faust learns an
     end only with the records it delivers, and a partition whose records it
     has not delivered for the idle timeout would look idle, not behind, and
-    let the clocks pass its events (the likely cause of an undisturbed run
-    of test_faults.py whose settled FCR counts came out high)."""
+    let the clocks pass its events."""
     if input_sources:
         await _learn_ends(set(input_sources))
 
