@@ -218,8 +218,11 @@ class Ingest:
 
     def assigned(self, source: tuple[str, int], wall_ms: int) -> None:
         """Until it delivers (or stays quiet for the idle timeout), a newly
-        assigned partition may hold the oldest events: it holds the watermark."""
+        assigned partition may hold the oldest events: it holds the watermark.
+        It is read again from its committed offset: a position left by a batch
+        taken before the rebalance would count that re-read as done."""
         self.watermark.touch(source, wall_ms)
+        self.taken.pop(source, None)
 
     def progress(self, wall_ms: int) -> list[list[Any]]:
         """Per input partition: [topic, partition, latest event ts (None: none

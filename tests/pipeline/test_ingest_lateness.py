@@ -101,3 +101,15 @@ def test_a_partition_whose_delivered_batch_waits_holds_the_watermark() -> None:
     assert ingest.clock(wall) == T0 + MINUTE
     ingest.forget(*calls1)
     assert calls1 not in ingest.taken
+
+
+def test_a_partition_assigned_again_is_read_from_its_committed_offset() -> None:
+    """A batch taken before a rebalance, processed after the partition was
+    revoked, leaves a position; once assigned again, the partition is read
+    from its committed offset, and that re-read holds the watermark."""
+    calls0 = ("cc.calls", 0)
+    ingest = Ingest(SETTINGS, Stats())
+    ingest.forget(*calls0)
+    ingest.process([(*calls0, 40, started(1, T0))], 0, Outbox())
+    ingest.assigned(calls0, 0)
+    assert unread([calls0], {calls0: 41}, ingest.taken, committed={calls0: 10}) == [calls0]
