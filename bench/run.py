@@ -835,7 +835,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_false",
         help="latency: one message per event (default: a batch per topic every 10 ms)",
     )
-    p.add_argument("--timeout", type=positive, default=1800, help="seconds per run")
+    p.add_argument(
+        "--timeout",
+        type=positive,
+        default=3600,
+        help="seconds per wait (the memory part's 10M step took over 30 minutes here)",
+    )
     p.add_argument("--kafka-port", type=positive, default=24092)
     p.add_argument("--kafka-controller-port", type=positive, default=24093)
     p.add_argument("--redis-port", type=positive, default=24379)
