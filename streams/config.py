@@ -241,6 +241,7 @@ class Settings:
     max_message_bytes: int = 1024 * 1024
     max_batch_events: int = 1000
     max_internal_backlog: int = 200_000
+    max_input_skew_ms: int = 600_000
     metrics_addr: str = "127.0.0.1"
     metrics_port: int = 9100
     sla: SlaTable = field(
@@ -276,6 +277,7 @@ _ENV: Final = {
     "CC_PARTITIONS": ("pipeline", "partitions"),
     "CC_IDLE_TIMEOUT": ("pipeline", "idle_timeout"),
     "CC_MAX_INTERNAL_BACKLOG": ("pipeline", "max_internal_backlog"),
+    "CC_MAX_INPUT_SKEW": ("pipeline", "max_input_skew"),
     "CC_METRICS_ADDR": ("metrics", "addr"),
     "CC_METRICS_PORT": ("metrics", "port"),
     "CC_LABELS_MAX_QUEUES": ("labels", "max_queues"),
@@ -316,6 +318,7 @@ _SECTIONS: Final = {
         "max_message_bytes",
         "max_batch_events",
         "max_internal_backlog",
+        "max_input_skew",
     },
     "metrics": {"addr", "port"},
     "labels": {"queues", "max_queues", "networks", "max_networks", "other"},
@@ -509,6 +512,9 @@ def _build(raw: Mapping[str, Any], secrets: Mapping[str, Secret | None] | None =
             defaults.max_internal_backlog,
             1000,
             100_000_000,
+        ),
+        max_input_skew_ms=duration(
+            "pipeline.max_input_skew", "max_input_skew", defaults.max_input_skew_ms
         ),
         metrics_addr=metrics_addr,
         metrics_port=integer(metrics, "metrics.port", "port", defaults.metrics_port, 0, 65535),

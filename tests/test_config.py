@@ -69,6 +69,13 @@ def test_the_internal_backlog_limit_from_toml_and_env(tmp_path):
     assert load_settings(path, env=env).max_internal_backlog == 70_000
 
 
+def test_the_input_skew_bound_from_toml_and_env(tmp_path):
+    assert load_settings(env={}).max_input_skew_ms == 600_000
+    path = write(tmp_path, '[pipeline]\nmax_input_skew = "1h"\n')
+    assert load_settings(path, env={}).max_input_skew_ms == 3_600_000
+    assert load_settings(path, env={"CC_MAX_INPUT_SKEW": "90s"}).max_input_skew_ms == 90_000
+
+
 def test_config_path_from_environment(tmp_path):
     path = write(tmp_path, "[pipeline]\nmin_contacts = 5\n")
     assert load_settings(env={"CC_CONFIG": str(path)}).min_contacts == 5
@@ -93,6 +100,7 @@ def test_config_path_from_environment(tmp_path):
         ('[topics]\ncalls = "bad topic!"', "topics.calls", "topic name"),
         ("[metrics]\nport = 70000", "metrics.port", "between"),
         ("[pipeline]\nmax_internal_backlog = 10", "pipeline.max_internal_backlog", "between"),
+        ('[pipeline]\nmax_input_skew = "0s"', "pipeline.max_input_skew", "positive"),
         ("[pipeline\n", "CC_CONFIG", "not valid TOML"),
     ],
 )

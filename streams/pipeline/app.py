@@ -32,11 +32,12 @@ from faust.utils.terminal import SpinnerHandler
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from streams.config import CHANNELS, UNKNOWN, ConfigError, load_settings
+from streams.config import CHANNELS, UNKNOWN, ConfigError, format_duration, load_settings
 from streams.connections import async_redis_client, faust_credentials, kafka_args
 from streams.core.board import key_of_record
 from streams.core.record import iso
 from streams.pipeline import garbage
+from streams.pipeline.alignment import InputAlignment
 from streams.pipeline.backpressure import InputHold, MessageSizes, backlog
 from streams.pipeline.changelog import BatchedChangelog
 from streams.pipeline.committer import Committer
@@ -606,9 +607,11 @@ async def read_stalled_inputs() -> None:
     _sync()
     await _refresh_input_ends()
     ends = _input_end_offsets()
-    # Held input partitions are not taken from by design: not a stall, and
-    # their wait starts afresh once they are released.
-    lagging = [] if input_hold.holding else _undelivered()
+    # Held or aligned input partitions are not taken from by design: not a
+    # stall, and their wait starts afresh once they are released.
+    lagging = (
+        [] if input_hold.holding else [s for s in _undelivered() if TP(*s) not in paused_inputs]
+    )
     behind = {TP(*source): _next_offset(source) for source in lagging}
     for tp in stalls.stalled(behind, time.monotonic()):
         end = ends.get((tp.topic, tp.partition))
@@ -676,7 +679,7 @@ HELD_POLL_S = 0.05
 
 async def _while_held(stream: faust.StreamT) -> None:
     """Ingest takes nothing while the hold is on: what was fetched before
-    `_apply_hold` stopped fetching waits in ingest's stream buffer. Should that
+    `_apply_pauses` stopped fetching waits in ingest's stream buffer. Should that
     buffer fill up, ingest goes on, rather than block Faust's consumer, which
     every stage reads through. Not through a rebalance either: the rebalance
     waits for the batch ingest holds."""
@@ -685,22 +688,48 @@ async def _while_held(stream: faust.StreamT) -> None:
         await asyncio.sleep(HELD_POLL_S)
 
 
-held_inputs: set[TP] = set()
-"""The input partitions `_apply_hold` paused."""
+paused_inputs: set[TP] = set()
+"""The input partitions `_apply_pauses` paused."""
+pausing = asyncio.Lock()
+alignment = InputAlignment(settings.max_input_skew_ms)
+"""Which input partitions run too far ahead in event time (event clock only:
+on the wall clock nothing waits for the slowest partition)."""
 
 
-async def _apply_hold() -> None:
-    """While the hold is on, the Kafka consumer fetches nothing more for this
-    worker's input partitions."""
-    current = {TP(*source) for source in input_sources}
-    if input_hold.holding:
-        # Again at every check: a rebalance makes new, unpaused partition states.
-        await _fetching(current, paused=True)
-        held_inputs.clear()
-        held_inputs.update(current)
-    elif held_inputs:
-        await _fetching(held_inputs & current, paused=False)
-        held_inputs.clear()
+async def _apply_pauses() -> None:
+    """The Kafka consumer fetches nothing more for this worker's input
+    partitions while the hold is on, nor for those input alignment pauses."""
+    async with pausing:
+        current = {TP(*source) for source in input_sources}
+        if input_hold.holding:
+            wanted = current
+        else:
+            wanted = {TP(*source) for source in alignment.paused} & current
+        if wanted:
+            # Again at every check: a rebalance makes new, unpaused partition states.
+            await _fetching(wanted, paused=True)
+        resumed = (paused_inputs - wanted) & current
+        if resumed:
+            await _fetching(resumed, paused=False)
+        paused_inputs.clear()
+        paused_inputs.update(wanted)
+
+
+def _align() -> None:
+    """Input alignment (streams.pipeline.alignment): which of this worker's
+    input partitions run too far ahead of the slowest with unread messages."""
+    if settings.clock != "event":
+        return
+    latest = {source: ingest_stage.watermark.latest(source) for source in input_sources}
+    unread = _undelivered()
+    for topic, partition in sorted(alignment.update(latest, unread)):
+        stats.ahead_pauses[topic] += 1
+        log.info(
+            "%s[%d] paused: more than %s of event time ahead of the slowest input partition",
+            topic,
+            partition,
+            format_duration(alignment.max_skew_ms),
+        )
 
 
 async def _fetching(tps: set[TP], *, paused: bool) -> None:
@@ -731,7 +760,7 @@ async def _follow_hold(was_holding: bool) -> None:
         )
     elif was_holding and not input_hold.holding:
         log.info("internal backlog ~%d items: input released", input_hold.waiting)
-    await _apply_hold()
+    await _apply_pauses()
 
 
 @app.timer(interval=1.0)
@@ -751,6 +780,7 @@ async def hold_back_input() -> None:
     }
     was_holding = input_hold.holding
     input_hold.update(*backlog(ends, positions, message_sizes))
+    _align()
     await _follow_hold(was_holding)
 
 
@@ -1019,6 +1049,8 @@ def _exposition() -> Exposition:
         internal_backlog=input_hold.messages,
         internal_backlog_items=input_hold.waiting,
         input_held=input_hold.holding,
+        input_skew_ms=alignment.skew_ms,
+        inputs_ahead=len(alignment.paused),
     )
 
 

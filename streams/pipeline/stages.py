@@ -139,6 +139,9 @@ class Stats:
     (streams.pipeline.continuity)."""
     dropped_retractions: Counter[tuple[str, str]] = field(default_factory=Counter)
     """Retractions that reached the board after their bucket settled (see Board)."""
+    ahead_pauses: Counter[str] = field(default_factory=Counter)
+    """Times an input partition was paused for running ahead of the others in
+    event time (streams.pipeline.alignment)."""
 
 
 # --- ingest -----------------------------------------------------------------

@@ -111,6 +111,8 @@ class Exposition:
     internal_backlog: int | None = None
     internal_backlog_items: int | None = None
     input_held: bool = False
+    input_skew_ms: int = 0
+    inputs_ahead: int = 0
 
 
 def _labels(record: dict[str, Any]) -> list[str]:
@@ -273,6 +275,14 @@ class KpiCollector(Collector):
                 stats.dropped_retractions,
             ),
             _counter(
+                "cc_input_ahead_pauses",
+                "Times an input partition was paused for running more than "
+                "pipeline.max_input_skew of event time ahead of the slowest one with "
+                "unread messages (input alignment, event clock).",
+                ("topic",),
+                stats.ahead_pauses,
+            ),
+            _counter(
                 "cc_duplicate_events",
                 "Events whose event_id was already seen.",
                 ("channel",),
@@ -334,6 +344,18 @@ class KpiCollector(Collector):
             "1 while this worker holds off reading input because the internal backlog "
             "(items) is above pipeline.max_internal_backlog (backpressure).",
             value=1 if exp.input_held else 0,
+        )
+        yield GaugeMetricFamily(
+            "cc_input_skew_seconds",
+            "Event time between the furthest-ahead and the slowest of this worker's "
+            "input partitions with unread messages (event clock; 0 when caught up).",
+            value=exp.input_skew_ms / 1000,
+        )
+        yield GaugeMetricFamily(
+            "cc_input_ahead_partitions",
+            "Input partitions this worker pauses for running more than "
+            "pipeline.max_input_skew ahead of the slowest (input alignment).",
+            value=exp.inputs_ahead,
         )
         lag = GaugeMetricFamily(
             "cc_consumer_lag_messages",

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -229,13 +230,54 @@ class Worker:
         except OSError:
             return None
 
-    def samples(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    def samples(self) -> Samples:
         text = self.metrics_text() or ""
         out = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
         return out
+
+
+class GaugeWatch:
+    """Polls a worker's unlabelled gauges in a thread until stopped, and keeps
+    the largest value seen of each (absent: never scraped)."""
+
+    def __init__(self, worker: Worker, *names: str) -> None:
+        self.worker = worker
+        self.names = names
+        self.largest: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            samples = self.worker.samples()  # empty when a scrape fails
+            for name in self.names:
+                value = samples.get((name, ()))
+                if value is not None:
+                    self.largest[name] = max(value, self.largest.get(name, value))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def by_topic(samples: Samples, name: str) -> dict[str, float]:
+    """A metric labelled by topic alone, e.g. a counter: topic -> value."""
+    return {dict(labels)["topic"]: n for (sample, labels), n in samples.items() if sample == name}
+
+
+def input_gaps(deployment: Deployment, samples: Samples) -> dict[str, float]:
+    """Input topics some of whose messages the worker read from the log,
+    having taken a partition for stalled (streams.pipeline.continuity)."""
+    inputs = set(deployment.topics.values())
+    gaps = by_topic(samples, "cc_consumer_gaps_total")
+    return {topic: n for topic, n in gaps.items() if topic in inputs and n}
 
 
 def wait_for(

@@ -1,0 +1,85 @@
+"""Which input partitions ingest pauses for running ahead in event time.
+
+With the event clock, every clock follows the slowest input partition that
+still has unread messages (streams.core.clock). On a backlog (a replay, a
+restart after an outage) the Kafka consumer fetches all partitions side by
+side, so a light one (surveys are a quarter of the calls) is read days of
+event time ahead of the others. All of that waits in memory: interactions
+whose other events are still unread, and board buckets the clock has not
+reached. It grows with the backlog's length (docs/benchmarks.md, "Memory on a
+long replay").
+
+Flink calls the cure watermark alignment: a partition more than `max_skew_ms`
+of event time ahead of the slowest one with unread messages stops being
+fetched until that one catches up. The slowest is never paused, so the input
+always moves. A partition read to its end is paused too when it is that far
+ahead: otherwise, with a producer still writing, it would read on as fast as
+its messages come while the others are days behind. Pausing never delays what
+the KPIs show: the clocks never pass the slowest partition with unread
+messages, and a paused one is ahead of it by more than the bound. Live input,
+read as it comes, has partitions seconds apart, and nothing is paused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+Source = tuple[str, int]
+"""An input partition: (topic, partition)."""
+
+
+class InputAlignment:
+    """The input partitions to pause, re-decided at every check.
+
+    A partition is paused once it was found ahead at two checks in a row: a
+    partition quiet for hours that receives a message is, for the moment
+    before that message is read, the slowest, and would otherwise pause all
+    the others for a check. A paused one resumes when it is back within half
+    the bound, so that it reads a good stretch before it is paused again."""
+
+    def __init__(self, max_skew_ms: int) -> None:
+        if max_skew_ms <= 0:
+            raise ValueError(f"max_skew_ms must be positive, got {max_skew_ms}")
+        self.max_skew_ms = max_skew_ms
+        self.paused: set[Source] = set()
+        self.skew_ms = 0
+        """Event time between the furthest-ahead partition and the slowest one
+        with unread messages, at the last check (0 when not known)."""
+        self._ahead: set[Source] = set()
+
+    def update(
+        self, latest: Mapping[Source, int | None], unread: Collection[Source]
+    ) -> set[Source]:
+        """`latest`: each partition's latest event time read (None: none yet);
+        `unread`: the partitions with messages not fetched yet. Returns the
+        partitions paused by this check (they were not before)."""
+        floor_times: list[int] = []
+        for source in unread:
+            ts = latest.get(source)
+            if ts is None:
+                # It may hold the oldest events of all: nothing is known to be
+                # ahead of it.
+                return self._reset()
+            floor_times.append(ts)
+        if not floor_times:
+            return self._reset()
+        floor = min(floor_times)
+        known = {source: ts for source, ts in latest.items() if ts is not None}
+        self.skew_ms = max(known.values()) - floor
+        ahead = {source for source, ts in known.items() if ts - floor > self.max_skew_ms}
+        paused = {source for source in ahead if source in self._ahead or source in self.paused}
+        paused.update(
+            source
+            for source in self.paused
+            if source in known and known[source] - floor > self.max_skew_ms // 2
+        )
+        started = paused - self.paused
+        self._ahead = ahead
+        self.paused = paused
+        return started
+
+    def _reset(self) -> set[Source]:
+        self.skew_ms = 0
+        self._ahead = set()
+        self.paused = set()
+        return set()
