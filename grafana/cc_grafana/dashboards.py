@@ -937,6 +937,17 @@ def health() -> dashboard.Dashboard:
             decimals=0,
         ),
         graph(
+            "Input skew",
+            "Event time between each worker's furthest-ahead input partition and its slowest "
+            "one with unread messages (event clock). Input alignment pauses a partition more "
+            "than pipeline.max_input_skew ahead (cc_input_ahead_partitions); it stays above "
+            "that by up to a fetch.",
+            "s",
+            [Query(f"max by (instance) (cc_input_skew_seconds{{{sel}}})", "{{instance}}")],
+            layout.place(8, 8),
+            min_val=0,
+        ),
+        graph(
             "Dead letters",
             "Rejected messages per second, by reason (cc.deadletter).",
             "ops",

@@ -92,6 +92,9 @@ HEALTH: Final = frozenset(
         "cc_internal_backlog_messages",
         "cc_internal_backlog_items",
         "cc_input_held",
+        "cc_input_skew_seconds",
+        "cc_input_ahead_partitions",
+        "cc_input_ahead_pauses_total",
     }
 )
 EXPORTED: Final = KPI_GAUGES | WINDOW_COUNTS | LIVE | TARGETS | SLA_STATE | COUNTERS | HEALTH
