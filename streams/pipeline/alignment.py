@@ -14,10 +14,12 @@ of event time ahead of the slowest one with unread messages stops being
 fetched until that one catches up. The slowest is never paused, so the input
 always moves. A partition read to its end is paused too when it is that far
 ahead: otherwise, with a producer still writing, it would read on as fast as
-its messages come while the others are days behind. Pausing never delays what
-the KPIs show: the clocks never pass the slowest partition with unread
-messages, and a paused one is ahead of it by more than the bound. Live input,
-read as it comes, has partitions seconds apart, and nothing is paused.
+its messages come while the others are days behind. Pausing holds back only
+events the clocks have not reached: the clocks never pass the slowest
+partition with unread messages, and a paused one is ahead of it. (An event
+more than the lateness out of order in its own partition is the exception:
+read after the pause, it can be late.) Live input, read as it comes, has
+partitions seconds apart, and nothing is paused.
 """
 
 from __future__ import annotations
