@@ -46,6 +46,8 @@ PROCESS_LOCAL = (
     "cc_watermark",
     "cc_worker_up",
     "cc_consumer_lag",
+    "cc_input_ahead",
+    "cc_input_skew",
     "cc_label",
     "cc_sla_breached",
 )
