@@ -347,8 +347,8 @@ class KpiCollector(Collector):
         )
         yield GaugeMetricFamily(
             "cc_input_skew_seconds",
-            "Event time between the furthest-ahead and the slowest of this worker's "
-            "input partitions with unread messages (event clock; 0 when caught up).",
+            "Event time between this worker's furthest-ahead input partition and its "
+            "slowest one with unread messages (event clock; 0 when caught up).",
             value=exp.input_skew_ms / 1000,
         )
         yield GaugeMetricFamily(
