@@ -940,8 +940,8 @@ def health() -> dashboard.Dashboard:
             "Input skew",
             "Event time between each worker's furthest-ahead input partition and its slowest "
             "one with unread messages (event clock). Input alignment pauses a partition more "
-            "than pipeline.max_input_skew ahead (cc_input_ahead_partitions); it stays above "
-            "that by up to a fetch.",
+            "than pipeline.max_input_skew ahead (cc_input_ahead_partitions); it can stay "
+            "above that by what the partition fetched before its pause.",
             "s",
             [Query(f"max by (instance) (cc_input_skew_seconds{{{sel}}})", "{{instance}}")],
             layout.place(8, 8),
