@@ -141,12 +141,24 @@ def settled_outputs(deployment: Deployment, facts: naive.Facts, timeout: float =
             if label == "channel"
         }
         if not channels <= served:
+            unsettled[0] = f"channels not served: {sorted(channels - served)}"
             return None
         time.sleep(1.5)
         second = kpi_series(deployment.workers)
-        return first if first == second else None
+        moved = sorted(
+            (k for k in set(first) | set(second) if first.get(k) != second.get(k)), key=str
+        )
+        unsettled[0] = "changed between scrapes: " + "; ".join(
+            f"{k}: {first.get(k)} -> {second.get(k)}" for k in moved[:10]
+        )
+        return first if not moved else None
 
-    metrics = wait_for(metrics_stable, 30, "/metrics to settle")
+    unsettled = [""]
+    try:
+        metrics = wait_for(metrics_stable, 60, "/metrics to settle")
+    except AssertionError as error:
+        logs = "\n".join(f"--- {w.log.name} ---\n" + w.log_tail(80) for w in deployment.workers)
+        raise AssertionError(f"{error}\n{unsettled[0]}\n{logs}") from None
     local: dict[str, float] = {}
     for worker in deployment.workers:
         for name, value in process_local(worker).items():
