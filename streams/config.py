@@ -242,6 +242,7 @@ class Settings:
     max_batch_events: int = 1000
     max_internal_backlog: int = 200_000
     max_input_skew_ms: int = 600_000
+    stop_timeout_ms: int = 25_000
     metrics_addr: str = "127.0.0.1"
     metrics_port: int = 9100
     sla: SlaTable = field(
@@ -278,6 +279,7 @@ _ENV: Final = {
     "CC_IDLE_TIMEOUT": ("pipeline", "idle_timeout"),
     "CC_MAX_INTERNAL_BACKLOG": ("pipeline", "max_internal_backlog"),
     "CC_MAX_INPUT_SKEW": ("pipeline", "max_input_skew"),
+    "CC_STOP_TIMEOUT": ("pipeline", "stop_timeout"),
     "CC_METRICS_ADDR": ("metrics", "addr"),
     "CC_METRICS_PORT": ("metrics", "port"),
     "CC_LABELS_MAX_QUEUES": ("labels", "max_queues"),
@@ -319,6 +321,7 @@ _SECTIONS: Final = {
         "max_batch_events",
         "max_internal_backlog",
         "max_input_skew",
+        "stop_timeout",
     },
     "metrics": {"addr", "port"},
     "labels": {"queues", "max_queues", "networks", "max_networks", "other"},
@@ -516,6 +519,7 @@ def _build(raw: Mapping[str, Any], secrets: Mapping[str, Secret | None] | None =
         max_input_skew_ms=duration(
             "pipeline.max_input_skew", "max_input_skew", defaults.max_input_skew_ms
         ),
+        stop_timeout_ms=duration("pipeline.stop_timeout", "stop_timeout", defaults.stop_timeout_ms),
         metrics_addr=metrics_addr,
         metrics_port=integer(metrics, "metrics.port", "port", defaults.metrics_port, 0, 65535),
         sla=sla,

@@ -76,6 +76,13 @@ def test_the_input_skew_bound_from_toml_and_env(tmp_path):
     assert load_settings(path, env={"CC_MAX_INPUT_SKEW": "90s"}).max_input_skew_ms == 90_000
 
 
+def test_the_stop_timeout_from_toml_and_env(tmp_path):
+    assert load_settings(env={}).stop_timeout_ms == 25_000
+    path = write(tmp_path, '[pipeline]\nstop_timeout = "50s"\n')
+    assert load_settings(path, env={}).stop_timeout_ms == 50_000
+    assert load_settings(path, env={"CC_STOP_TIMEOUT": "10s"}).stop_timeout_ms == 10_000
+
+
 def test_config_path_from_environment(tmp_path):
     path = write(tmp_path, "[pipeline]\nmin_contacts = 5\n")
     assert load_settings(env={"CC_CONFIG": str(path)}).min_contacts == 5
@@ -101,6 +108,7 @@ def test_config_path_from_environment(tmp_path):
         ("[metrics]\nport = 70000", "metrics.port", "between"),
         ("[pipeline]\nmax_internal_backlog = 10", "pipeline.max_internal_backlog", "between"),
         ('[pipeline]\nmax_input_skew = "0s"', "pipeline.max_input_skew", "positive"),
+        ('[pipeline]\nstop_timeout = "never"', "pipeline.stop_timeout", "duration"),
         ("[pipeline\n", "CC_CONFIG", "not valid TOML"),
     ],
 )

@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -87,6 +88,12 @@ MAX_RECORD_BYTES = 16 * 1024 * 1024
 
 
 class PipelineApp(faust.App):
+    async def on_stop(self) -> None:
+        """Every stop, on a signal or a crash, ends within
+        `pipeline.stop_timeout` (`_stop_deadline`)."""
+        _stop_deadline(settings.stop_timeout_ms)
+        await super().on_stop()
+
     async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
         """Faust waits here, on a stop and on a rebalance, until every message
         taken is acknowledged; the stages acknowledge at their commits, and on a
@@ -101,6 +108,33 @@ class PipelineApp(faust.App):
         finally:
             done.set()
             await committing
+
+
+EXIT_STOP_TIMED_OUT = os.EX_TEMPFAIL
+
+
+def _stop_deadline(timeout_ms: int) -> None:
+    """A stop waits for Kafka at each step (the stages' flushes and commits,
+    the last snapshot, the producer's flush, leaving the group), so with Kafka
+    unreachable it would wait for good, until a SIGKILL that says nothing. Past
+    `timeout_ms` the process exits without the rest, in a thread of its own
+    (the event loop may be the one waiting): what it had not committed is read
+    again at the next start, as after a `kill -9`, and nothing is lost."""
+
+    def give_up() -> None:
+        log.error(
+            "stop not done within %s (pipeline.stop_timeout), is Kafka reachable? "
+            "The worker exits (status %d) without the rest; what it had not "
+            "committed is read again at the next start",
+            format_duration(timeout_ms),
+            EXIT_STOP_TIMED_OUT,
+        )
+        logging.shutdown()
+        os._exit(EXIT_STOP_TIMED_OUT)
+
+    timer = threading.Timer(timeout_ms / 1000, give_up)
+    timer.daemon = True
+    timer.start()
 
 
 app = PipelineApp(

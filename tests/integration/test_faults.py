@@ -6,7 +6,10 @@ nothing lost, nothing counted twice."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import subprocess
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -225,7 +228,7 @@ def new_deployment(
 ) -> Iterator[Callable[[str], Deployment]]:
     made: list[Deployment] = []
 
-    def make(name: str) -> Deployment:
+    def make(name: str, **pipeline: Any) -> Deployment:
         # One deployment at a time: they share the Redis DB.
         for earlier in made:
             earlier.stop_all()
@@ -237,7 +240,9 @@ def new_deployment(
             timeout_ms=30_000,
             wait_for_metadata=True,
         )
-        deployment = Deployment(tmp_path_factory.mktemp(name), kafka_bootstrap, redis_url, topics)
+        deployment = Deployment(
+            tmp_path_factory.mktemp(name), kafka_bootstrap, redis_url, topics, **pipeline
+        )
         made.append(deployment)
         return deployment
 
@@ -322,6 +327,35 @@ def test_broker_down_for_30s_mid_stream(
     deployment.produce(messages[half:])
     assert worker.process is not None and worker.process.poll() is None, "the worker died"
     assert_same(settled_outputs(deployment, facts), reference, deployment.workers)
+
+
+def test_a_worker_whose_kafka_is_gone_stops_within_its_stop_timeout(
+    new_deployment, stream, services: Callable[[str, str], None]
+) -> None:
+    """Every step of a stop waits for Kafka; without it, the worker gives up
+    after `pipeline.stop_timeout` and says so, rather than wait for a SIGKILL."""
+    deployment = new_deployment("stop", stop_timeout="5s")
+    worker = deployment.start_worker()
+    deployment.produce(encoded(stream)[:5000])
+    wait_for(lambda: consumed([worker]) > 0, 60, "the worker to take events")
+    process = worker.process
+    assert process is not None
+    services("kafka", "stop")
+    try:
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        try:
+            status = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise AssertionError("no exit 30 s after SIGTERM") from None
+        took = time.monotonic() - started
+    finally:
+        services("kafka", "start")
+    assert status == os.EX_TEMPFAIL, worker.log_tail(40)
+    assert 5 <= took < 15
+    assert "stop not done within 5s (pipeline.stop_timeout)" in worker.log_tail(40)
 
 
 def test_redis_down_for_30s_mid_stream(
