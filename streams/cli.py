@@ -22,6 +22,7 @@ import orjson
 from streams.config import ConfigError, Settings, load_settings
 from streams.connections import ServiceError, kafka_args, kafka_errors
 from streams.live import cli as live_cli
+from streams.pipeline.topics import changelog_topics, repartition_topics
 from streams.replay import cli as replay_cli
 from streams.simulator import cli as simulator_cli
 
@@ -33,11 +34,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
 
 
-def internal_topics(settings: Settings) -> list[str]:
-    """The repartition topics between the stages (`<app_id>-by-interaction`, ...)."""
-    return [f"{settings.app_id}-{name}" for name in ("by-interaction", "by-customer", "kpi-deltas")]
-
-
 DEFAULT_PARTITIONS = 4
 """Partitions of the topics `worker`, `topics` and `run` create."""
 
@@ -47,9 +43,10 @@ TOPICS_READY_MS = 60_000
 
 
 def ensure_topics(settings: Settings, partitions: int) -> list[str]:
-    """Create the input, output and internal topics that do not exist yet; returns
-    those created. Workers must not start before the internal topics exist: a
-    consumer group formed while one is missing gets no partitions of it."""
+    """Create the input, output and internal topics (the stages' and the
+    tables' changelogs) that do not exist yet; returns those created. Workers
+    must not start before the internal topics exist: a consumer group formed
+    while one is missing gets no partitions of it (streams.pipeline.topics)."""
     from kafka.admin import KafkaAdminClient
     from kafka.errors import TopicAlreadyExistsError
 
@@ -57,7 +54,9 @@ def ensure_topics(settings: Settings, partitions: int) -> list[str]:
     wanted = {
         name: partitions for name in (*topics.inputs(), topics.kpis, topics.sla, topics.deadletter)
     }
-    wanted |= dict.fromkeys(internal_topics(settings), settings.internal_partitions)
+    wanted |= dict.fromkeys(repartition_topics(settings.app_id), settings.internal_partitions)
+    changelogs = changelog_topics(settings.app_id)
+    wanted |= dict.fromkeys(changelogs, settings.internal_partitions)
     with kafka_errors(settings):
         admin = KafkaAdminClient(client_id="cc-kpi-admin", **kafka_args(settings))
         try:
@@ -67,7 +66,11 @@ def ensure_topics(settings: Settings, partitions: int) -> list[str]:
                 with contextlib.suppress(TopicAlreadyExistsError):
                     admin.create_topics(
                         {
-                            n: {"num_partitions": wanted[n], "replication_factor": 1}
+                            n: {
+                                "num_partitions": wanted[n],
+                                "replication_factor": 1,
+                                "configs": changelogs.get(n, {}),
+                            }
                             for n in missing
                         },
                         timeout_ms=30_000,

@@ -58,6 +58,7 @@ from streams.pipeline.stages import (
     unread,
 )
 from streams.pipeline.table_store import TableStore
+from streams.pipeline.topics import MAX_RECORD_BYTES, TABLES
 from streams.pipeline.wire import channel_partitions, partition_for
 from streams.publish.prometheus import Exposition, registry
 from streams.publish.redis_sink import RedisSink
@@ -84,7 +85,6 @@ STAGE_BATCH = 50
 BATCH_ITEMS, all decoded together: 50 rather than 200 cut the peak RSS of a
 replay by a third and was faster too (docs/benchmarks.md, "Smaller stage
 batches")."""
-MAX_RECORD_BYTES = 16 * 1024 * 1024
 
 
 class PipelineApp(faust.App):
@@ -184,23 +184,25 @@ input_topic = app.topic(
 by_interaction = _raw_topic(f"{settings.app_id}-by-interaction", internal=True)
 by_customer = _raw_topic(f"{settings.app_id}-by-customer", internal=True)
 kpi_deltas = _raw_topic(f"{settings.app_id}-kpi-deltas", internal=True)
-# `cc-kpi worker` creates these three before the worker starts (streams.cli.internal_topics).
+# `cc-kpi worker` creates these three before the worker starts (streams.pipeline.topics).
 kpis_out = _raw_topic(topics.kpis, internal=False)
 sla_out = _raw_topic(topics.sla, internal=False)
 deadletter_out = _raw_topic(topics.deadletter, internal=False)
 
 
-def _table(name: str, **options: Any) -> faust.Table:
-    return app.Table(name, key_type=str, value_type=bytes, partitions=N, **options)
+def _table(name: str) -> faust.Table:
+    return app.Table(
+        name,
+        key_type=str,
+        value_type=bytes,
+        partitions=N,
+        extra_topic_configs=TABLES[name],
+    )
 
 
 interaction_table = _table("interactions")
-# A board or customers commit record (see TableStore.commit) holds up to
-# PART_BYTES of writes and at least one: room for a large one.
-customer_table = _table(
-    "customers", extra_topic_configs={"max.message.bytes": str(MAX_RECORD_BYTES)}
-)
-board_table = _table("board", extra_topic_configs={"max.message.bytes": str(MAX_RECORD_BYTES)})
+customer_table = _table("customers")
+board_table = _table("board")
 sla_table = _table("sla")
 
 

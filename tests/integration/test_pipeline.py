@@ -11,7 +11,9 @@ from typing import Any
 
 import orjson
 import pytest
+from kafka.admin import ConfigResource
 
+from streams.pipeline.topics import changelog_topics
 from streams.pipeline.wire import channel_partitions
 from streams.publish.prometheus import KPI_METRICS
 from tests import naive
@@ -135,6 +137,25 @@ def check_metrics(workers: list[Worker], records: dict[str, dict[str, Any]]) -> 
     # Every board partition that holds a channel is held, and by one worker only.
     held = [w.samples()[("cc_board_partitions", ())] for w in workers]
     assert sum(held) == len(channel_partitions(PARTITIONS)), held
+
+
+def test_the_tables_changelogs_exist_before_the_first_worker_starts(deployment, kafka_admin):
+    """Created with the other internal topics, with Faust's settings: Faust
+    makes them only as its consumer joins the group, which then forms without
+    them ("Ignoring missing topic")."""
+    wanted = changelog_topics(deployment.app_id)
+    described = kafka_admin.describe_configs(
+        [ConfigResource("TOPIC", name) for name in wanted], config_filter="modified"
+    )["topic"]
+    for name, settings in wanted.items():
+        assert {key: described[name][key]["value"] for key in settings} == settings, name
+    partitions = {
+        t["name"]: len(t["partitions"]) for t in kafka_admin.describe_topics(list(wanted))
+    }
+    assert partitions == dict.fromkeys(wanted, PARTITIONS)
+    worker = deployment.start_worker()
+    wait_for(lambda: "Worker]: Ready" in worker.log_tail(400), 90, "the worker to be ready")
+    assert "Ignoring missing topic" not in worker.log.read_text(errors="replace")
 
 
 def test_kpis_in_redis_kafka_and_metrics_equal_the_naive_computation(deployment, traffic):
