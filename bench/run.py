@@ -114,10 +114,12 @@ class Env:
             "CC_REDIS_PORT": str(self.redis_port),
         }
 
-    def services(self, action: str) -> None:
+    def services(self, action: str, *options: str) -> None:
         for script in ("kafka.sh", "redis.sh") if action == "start" else ("redis.sh", "kafka.sh"):
             subprocess.run(
-                [str(ROOT / "deploy/local" / script), action], env=self.service_env(), check=True
+                [str(ROOT / "deploy/local" / script), action, *options],
+                env=self.service_env(),
+                check=True,
             )
 
 
@@ -889,8 +891,10 @@ def main(argv: list[str] | None = None) -> int:
     env.local_dir.mkdir(parents=True, exist_ok=True)
     env.services("start")
     bench = Bench(args, env)
+    done = False
     try:
         results = bench.run()
+        done = True
     except BenchError as error:
         print(f"bench: {error} (logs kept in {bench.work})", file=sys.stderr)
         return 2
@@ -898,7 +902,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         if not args.keep_services:
-            env.services("stop")
+            # Every run writes new topics, gigabytes for the memory part: of no
+            # use to the next run once this one went through.
+            env.services("stop", *(["--purge"] if done else []))
     shutil.rmtree(bench.work, ignore_errors=True)
 
     from bench.report import write  # the report reads this module's results
