@@ -58,7 +58,7 @@ from streams.pipeline.stages import (
     unread,
 )
 from streams.pipeline.table_store import TableStore
-from streams.pipeline.topics import MAX_RECORD_BYTES, TABLES
+from streams.pipeline.topics import MAX_RECORD_BYTES, TABLES, repartition_topics
 from streams.pipeline.wire import channel_partitions, partition_for
 from streams.publish.prometheus import Exposition, registry
 from streams.publish.redis_sink import RedisSink
@@ -181,10 +181,10 @@ input_topic = app.topic(
     key_serializer="raw",
     value_serializer="raw",
 )
-by_interaction = _raw_topic(f"{settings.app_id}-by-interaction", internal=True)
-by_customer = _raw_topic(f"{settings.app_id}-by-customer", internal=True)
-kpi_deltas = _raw_topic(f"{settings.app_id}-kpi-deltas", internal=True)
 # `cc-kpi worker` creates these three before the worker starts (streams.pipeline.topics).
+by_interaction, by_customer, kpi_deltas = (
+    _raw_topic(name, internal=True) for name in repartition_topics(settings.app_id)
+)
 kpis_out = _raw_topic(topics.kpis, internal=False)
 sla_out = _raw_topic(topics.sla, internal=False)
 deadletter_out = _raw_topic(topics.deadletter, internal=False)
