@@ -328,7 +328,8 @@ class KpiCollector(Collector):
             yield GaugeMetricFamily(
                 "cc_internal_backlog_messages",
                 "Messages on the pipeline's internal topics not processed yet, by any "
-                "worker (measured every second).",
+                "worker (measured every second; another worker's partitions from their "
+                "committed offsets, about a second behind).",
                 value=exp.internal_backlog,
             )
         if exp.internal_backlog_items is not None:

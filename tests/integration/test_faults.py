@@ -51,10 +51,14 @@ PROCESS_LOCAL = (
     "cc_consumer_lag",
     "cc_input_ahead",
     "cc_input_skew",
+    "cc_internal_backlog",
     "cc_label",
     "cc_sla_breached",
 )
-"""Series about a process, not about the contacts: they restart with it. (And
+"""Series about a process, not about the contacts: they restart with it, or
+(lags, the internal backlog) measure work in flight, which with two workers is
+never quite nothing: each counts the other's partitions from their committed
+offsets, a second or so behind. (And
 the SLA state, which below the minimum volume holds whatever it was: it depends
 on the path the snapshots took, not only on the contacts; cc.sla is checked by
 tests/integration/test_pipeline.py.)"""
