@@ -72,13 +72,21 @@ async def recreate(bootstrap: str, names: list[str], partitions: int) -> None:
         await admin.close()
 
 
+RECORD_BATCH_BYTES = 16 * 1024
+"""The record batches the data is written in: the Java client's default
+`batch.size` (and aiokafka's and kafka-python's), what a contact center's
+systems or Kafka Connect write by default. A fetch returns whole batches, so
+their size is part of how far ahead in event time one fetch of a partition
+reads (docs/benchmarks.md, "The skew, looked into")."""
+
+
 async def produce(bootstrap: str, topics: dict[str, str], messages: Iterator[Message]) -> int:
     """Send everything (acks=all) and return the number of messages."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
         linger_ms=20,
-        max_batch_size=1 << 20,
+        max_batch_size=RECORD_BATCH_BYTES,
         max_request_size=4 << 20,
     )
     await producer.start()
