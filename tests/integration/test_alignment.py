@@ -1,7 +1,8 @@
 """Input alignment on real Kafka (streams.pipeline.alignment): a backlog whose
 topics cover the same days in very different volumes, each topic in one
-partition. A fetch (up to 1 MiB per partition) covers far less event time of
-the calls than of the lighter topics, so those run ahead. The worker pauses
+partition. A fetch (up to 128 KiB per partition) covers about 20 minutes of
+the calls' event time and hours of the emails', so the lighter topics run
+ahead. The worker pauses
 them until the calls catch up, takes none of them for stalled, resumes them
 all, and the KPIs come out exactly. (What pausing saves, memory on a long
 replay, is the benchmark's to measure: docs/benchmarks.md.)"""
