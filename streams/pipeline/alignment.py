@@ -33,11 +33,13 @@ Source = tuple[str, int]
 class InputAlignment:
     """The input partitions to pause, re-decided at every check.
 
-    A partition is paused once it was found ahead at two checks in a row: a
-    partition quiet for hours that receives a message is, for the moment
-    before that message is read, the slowest, and would otherwise pause all
-    the others for a check. A paused one resumes when it is back within half
-    the bound, so that it reads a good stretch before it is paused again."""
+    While nothing is paused, a partition is paused once it was found ahead at
+    two checks in a row: a partition quiet for hours that receives a message
+    is, for the moment before that message is read, the slowest, and would
+    otherwise pause all the others for a check. Once partitions are paused,
+    `tighten` pauses the others as soon as they run ahead. A paused one
+    resumes when it is back within half the bound, so that it reads a good
+    stretch before it is paused again."""
 
     def __init__(self, max_skew_ms: int) -> None:
         if max_skew_ms <= 0:
@@ -55,17 +57,9 @@ class InputAlignment:
         """`latest`: each partition's latest event time read (None: none yet);
         `unread`: the partitions with messages not fetched yet. Returns the
         partitions paused by this check (they were not before)."""
-        floor_times: list[int] = []
-        for source in unread:
-            ts = latest.get(source)
-            if ts is None:
-                # It may hold the oldest events of all: nothing is known to be
-                # ahead of it.
-                return self._reset()
-            floor_times.append(ts)
-        if not floor_times:
+        floor = _floor(latest, unread)
+        if floor is None:
             return self._reset()
-        floor = min(floor_times)
         known = {source: ts for source, ts in latest.items() if ts is not None}
         self.skew_ms = max(known.values()) - floor
         ahead = {source for source, ts in known.items() if ts - floor > self.max_skew_ms}
@@ -80,8 +74,48 @@ class InputAlignment:
         self.paused = paused
         return started
 
+    def tighten(
+        self, latest: Mapping[Source, int | None], unread: Collection[Source]
+    ) -> set[Source]:
+        """Between two checks, while partitions are paused (a backlog is being
+        read): pauses at once a partition more than the bound ahead. Read
+        alone at a replay's speed, a light partition crosses days of event
+        time within a second; the second check is there for a partition
+        quiet for hours, which pauses nothing while nothing is paused. A
+        paused one back within half the bound resumes, as at a check, so that
+        the slowest is never paused. Returns the partitions paused by it."""
+        if not self.paused:
+            return set()
+        floor = _floor(latest, unread)
+        if floor is None:
+            return set()
+        known = {source: ts for source, ts in latest.items() if ts is not None}
+        resumed = {
+            source
+            for source in self.paused
+            if source in known and known[source] - floor <= self.max_skew_ms // 2
+        }
+        started = {
+            source
+            for source, ts in known.items()
+            if ts - floor > self.max_skew_ms and source not in self.paused
+        }
+        self.paused = (self.paused - resumed) | started
+        self._ahead |= started
+        return started
+
     def _reset(self) -> set[Source]:
         self.skew_ms = 0
         self._ahead = set()
         self.paused = set()
         return set()
+
+
+def _floor(latest: Mapping[Source, int | None], unread: Collection[Source]) -> int | None:
+    """The latest event time of the slowest partition with unread messages;
+    None if none has any, or one has no event time yet (it may hold the oldest
+    events of all: nothing is known to be ahead of it)."""
+    times = [latest.get(source) for source in unread]
+    if not times or None in times:
+        return None
+    return min(ts for ts in times if ts is not None)

@@ -628,6 +628,7 @@ async def ingest(stream: faust.StreamT) -> None:
         batch = await _in_order(taken)
         async with ingest_commits.working():
             await _ingest_locked(stream, batch)
+        await _tighten_alignment()
 
 
 async def _ingest_locked(stream: faust.StreamT, batch: list[Any]) -> None:
@@ -766,9 +767,17 @@ def _align() -> None:
     input partitions run too far ahead of the slowest with unread messages."""
     if settings.clock != "event":
         return
+    _count_pauses(alignment.update(*_input_times()))
+
+
+def _input_times() -> tuple[dict[tuple[str, int], int | None], list[tuple[str, int]]]:
+    """Each input partition's latest event time, and those with unread messages."""
     latest = {source: ingest_stage.watermark.latest(source) for source in input_sources}
-    unread = _undelivered()
-    for topic, partition in sorted(alignment.update(latest, unread)):
+    return latest, _undelivered()
+
+
+def _count_pauses(started: set[tuple[str, int]]) -> None:
+    for topic, partition in sorted(started):
         stats.ahead_pauses[topic] += 1
         log.info(
             "%s[%d] paused: more than %s of event time ahead of the slowest input partition",
@@ -776,6 +785,17 @@ def _align() -> None:
             partition,
             format_duration(alignment.max_skew_ms),
         )
+
+
+async def _tighten_alignment() -> None:
+    """After each ingest batch, between the checks: a partition that ran ahead
+    while others are paused is paused at once (`InputAlignment.tighten`)."""
+    if settings.clock != "event" or not alignment.paused or not _ready():
+        return
+    before = set(alignment.paused)
+    _count_pauses(alignment.tighten(*_input_times()))
+    if alignment.paused != before:
+        await _apply_pauses()
 
 
 async def _fetching(tps: set[TP], *, paused: bool) -> None:

@@ -163,3 +163,76 @@ def test_what_stays_far_ahead_is_paused_at_the_second_check(
     assert alignment.paused == {
         source for source, ts in latest.items() if ts is not None and ts - floor > max_skew
     }
+
+
+def test_while_partitions_are_paused_one_that_runs_ahead_is_paused_at_once() -> None:
+    """Read alone at a replay's speed, a light partition crosses days of event
+    time between two checks: it waits from the batch that took it past the
+    bound, not from the second check after."""
+    alignment = InputAlignment(SKEW)
+    unread = {CALLS, CHATS, SURVEYS}
+    checked(
+        alignment,
+        ({CALLS: 0, CHATS: 3 * MIN, SURVEYS: 60 * MIN}, unread),
+        ({CALLS: 0, CHATS: 3 * MIN, SURVEYS: 60 * MIN}, unread),
+    )
+    assert alignment.paused == {SURVEYS}
+
+    assert alignment.tighten({CALLS: 1 * MIN, CHATS: 9 * MIN, SURVEYS: 60 * MIN}, unread) == set()
+    assert alignment.tighten({CALLS: 2 * MIN, CHATS: 13 * MIN, SURVEYS: 60 * MIN}, unread) == {
+        CHATS
+    }
+    assert alignment.paused == {CHATS, SURVEYS}
+    # The next check keeps it paused until it is back within half the bound.
+    alignment.update({CALLS: 4 * MIN, CHATS: 13 * MIN, SURVEYS: 60 * MIN}, unread)
+    assert alignment.paused == {CHATS, SURVEYS}
+    alignment.update({CALLS: 8 * MIN, CHATS: 13 * MIN, SURVEYS: 60 * MIN}, unread)
+    assert alignment.paused == {SURVEYS}
+
+
+def test_tightening_resumes_a_paused_partition_the_others_have_caught_up_with() -> None:
+    """The surveys wait; the calls, read alone, pass them: the surveys are the
+    slowest now, and move again."""
+    alignment = InputAlignment(SKEW)
+    unread = {CALLS, SURVEYS}
+    checked(
+        alignment, ({CALLS: 0, SURVEYS: 60 * MIN}, unread), ({CALLS: 0, SURVEYS: 60 * MIN}, unread)
+    )
+    assert alignment.tighten({CALLS: 65 * MIN, SURVEYS: 60 * MIN}, unread) == set()
+    assert alignment.paused == set()
+
+
+def test_with_nothing_paused_a_partition_ahead_still_waits_for_the_second_check() -> None:
+    """Live input: social, quiet since the evening, gets a message, and is the
+    slowest until it is read. Nothing is paused for that moment."""
+    alignment = InputAlignment(SKEW)
+    evening, now = 0, 8 * 60 * MIN
+    latest = {CALLS: now, ("cc.social", 0): evening}
+    assert alignment.tighten(latest, {CALLS, ("cc.social", 0)}) == set()
+    assert alignment.paused == set()
+
+
+@given(st.lists(st.tuples(st.booleans(), Check), min_size=1, max_size=16), st.integers(1, 3 * SKEW))
+def test_checks_and_tightening_never_pause_the_slowest(
+    steps: list[tuple[bool, tuple[dict[Source, int | None], set[Source]]]], max_skew: int
+) -> None:
+    alignment = InputAlignment(max_skew)
+    for is_check, (latest, unread) in steps:
+        before = set(alignment.paused)
+        if is_check:
+            started = alignment.update(latest, unread)
+        else:
+            started = alignment.tighten(latest, unread)
+            assert not started or before, "tightening starts nothing from nothing paused"
+        assert started == alignment.paused - before
+        floor = slowest(latest, unread)
+        if floor is None:
+            assert not started
+            if is_check:
+                assert alignment.paused == set()
+            continue
+        known = {source: ts for source, ts in latest.items() if ts is not None}
+        for source in started:
+            assert known[source] - floor > max_skew
+        if is_check or before:
+            assert any(known[source] == floor for source in unread - alignment.paused)
