@@ -62,13 +62,9 @@ class InputAlignment:
             return self._reset()
         known = {source: ts for source, ts in latest.items() if ts is not None}
         self.skew_ms = max(known.values()) - floor
-        ahead = {source for source, ts in known.items() if ts - floor > self.max_skew_ms}
+        ahead, held = self._ahead_and_held(known, floor)
         paused = {source for source in ahead if source in self._ahead or source in self.paused}
-        paused.update(
-            source
-            for source in self.paused
-            if source in known and known[source] - floor > self.max_skew_ms // 2
-        )
+        paused |= held
         started = paused - self.paused
         self._ahead = ahead
         self.paused = paused
@@ -90,19 +86,24 @@ class InputAlignment:
         if floor is None:
             return set()
         known = {source: ts for source, ts in latest.items() if ts is not None}
-        resumed = {
-            source
-            for source in self.paused
-            if source in known and known[source] - floor <= self.max_skew_ms // 2
-        }
-        started = {
-            source
-            for source, ts in known.items()
-            if ts - floor > self.max_skew_ms and source not in self.paused
-        }
-        self.paused = (self.paused - resumed) | started
+        ahead, held = self._ahead_and_held(known, floor)
+        started = ahead - self.paused
+        self.paused = held | ahead
         self._ahead |= started
         return started
+
+    def _ahead_and_held(
+        self, known: Mapping[Source, int], floor: int
+    ) -> tuple[set[Source], set[Source]]:
+        """The partitions more than the bound ahead of `floor`, and the paused
+        ones still more than half the bound ahead (those stay paused)."""
+        ahead = {source for source, ts in known.items() if ts - floor > self.max_skew_ms}
+        held = {
+            source
+            for source in self.paused
+            if source in known and known[source] - floor > self.max_skew_ms // 2
+        }
+        return ahead, held
 
     def _reset(self) -> set[Source]:
         self.skew_ms = 0
