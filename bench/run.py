@@ -45,7 +45,7 @@ from bench.common import (
     settled_rss,
     total,
 )
-from streams.cli import DEFAULT_PARTITIONS, ensure_topics, worker_command
+from streams.cli import DEFAULT_PARTITIONS, ensure_topics, worker_command, worker_env
 from streams.config import load_settings
 
 PY = sys.executable
@@ -419,8 +419,9 @@ class Bench:
             # itself with Faust (execv): do what it does before, then start
             # Faust's command line directly.
             self.args.profile.mkdir(parents=True, exist_ok=True)
-            ensure_topics(load_settings(config, env={}), DEFAULT_PARTITIONS)
-            env["CC_CONFIG"] = str(config)
+            settings = load_settings(config, env=env)
+            ensure_topics(settings, DEFAULT_PARTITIONS)
+            env = worker_env(settings, env) | {"CC_CONFIG": str(config)}
             profile = self.args.profile / f"{app_id}-{index}.txt"
             command = [PY_SPY, "record", "-r", "250", "--nonblocking", "-f", "raw", "-o"]
             command += [str(profile), "--"]

@@ -15,10 +15,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import orjson
 
+from streams.allocator import worker_environment
 from streams.config import ConfigError, Settings, load_settings
 from streams.connections import ServiceError, kafka_args, kafka_errors
 from streams.live import cli as live_cli
@@ -104,14 +105,24 @@ def worker_command(args: argparse.Namespace) -> list[str]:
     return command
 
 
+def worker_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """A worker's environment: `environ` with the allocator of
+    `pipeline.allocator` (streams.allocator)."""
+    env, warning = worker_environment(environ, settings.allocator)
+    if warning:
+        print(f"cc-kpi: {warning}", file=sys.stderr, flush=True)
+    return env
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
     ensure_topics(settings, args.partitions)
+    env = worker_env(settings, os.environ)
     if args.config:
-        os.environ["CC_CONFIG"] = args.config
+        env["CC_CONFIG"] = args.config
     command = worker_command(args)
-    os.execv(command[0], command)
-    return 0  # unreachable: execv replaces the process
+    os.execve(command[0], command, env)
+    return 0  # unreachable: execve replaces the process
 
 
 def cmd_feed(args: argparse.Namespace) -> int:
@@ -198,7 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         env["CC_CONFIG"] = args.config
     me = [sys.executable, "-m", "streams.cli"] + (["--config", args.config] if args.config else [])
     processes = [
-        subprocess.Popen(worker_command(args), env=env),
+        subprocess.Popen(worker_command(args), env=worker_env(settings, env)),
         subprocess.Popen(
             [
                 *me,

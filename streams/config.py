@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
+from streams.allocator import ALLOCATORS
+
 CHANNELS: Final = ("call", "chat", "email", "social")
 UNKNOWN: Final = "unknown"
 NO_NETWORK: Final = "-"
@@ -225,6 +227,7 @@ class Settings:
     topics: Topics = field(default_factory=Topics)
     internal_partitions: int = 8
     clock: str = "wall"
+    allocator: str = "jemalloc"
     windows_ms: tuple[int, ...] = (300_000, 3_600_000, 86_400_000)
     window_buckets: int = 60
     lateness_ms: int = 600_000
@@ -273,6 +276,7 @@ _ENV: Final = {
     "CC_APP_ID": ("pipeline", "app_id"),
     "CC_DATA_DIR": ("pipeline", "data_dir"),
     "CC_CLOCK": ("pipeline", "clock"),
+    "CC_ALLOCATOR": ("pipeline", "allocator"),
     "CC_LATENESS": ("pipeline", "lateness"),
     "CC_SNAPSHOT_INTERVAL": ("pipeline", "snapshot_interval"),
     "CC_PARTITIONS": ("pipeline", "partitions"),
@@ -304,6 +308,7 @@ _SECTIONS: Final = {
         "data_dir",
         "partitions",
         "clock",
+        "allocator",
         "windows",
         "window_buckets",
         "lateness",
@@ -418,6 +423,11 @@ def _build(raw: Mapping[str, Any], secrets: Mapping[str, Secret | None] | None =
     clock = text(pipe, "pipeline.clock", "clock", defaults.clock)
     if clock not in ("wall", "event"):
         raise ConfigError("pipeline.clock", f"expected 'wall' or 'event', got {clock!r}")
+    allocator = text(pipe, "pipeline.allocator", "allocator", defaults.allocator)
+    if allocator not in ALLOCATORS:
+        raise ConfigError(
+            "pipeline.allocator", f"expected 'jemalloc' or 'pymalloc', got {allocator!r}"
+        )
     buckets = integer(
         pipe, "pipeline.window_buckets", "window_buckets", defaults.window_buckets, 1, 10_000
     )
@@ -460,6 +470,7 @@ def _build(raw: Mapping[str, Any], secrets: Mapping[str, Secret | None] | None =
             pipe, "pipeline.partitions", "partitions", defaults.internal_partitions, 1, 1024
         ),
         clock=clock,
+        allocator=allocator,
         windows_ms=windows,
         window_buckets=buckets,
         lateness_ms=duration("pipeline.lateness", "lateness", defaults.lateness_ms),

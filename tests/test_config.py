@@ -83,6 +83,13 @@ def test_the_stop_timeout_from_toml_and_env(tmp_path):
     assert load_settings(path, env={"CC_STOP_TIMEOUT": "10s"}).stop_timeout_ms == 10_000
 
 
+def test_the_allocator_from_toml_and_env(tmp_path):
+    assert load_settings(env={}).allocator == "jemalloc"
+    path = write(tmp_path, '[pipeline]\nallocator = "pymalloc"\n')
+    assert load_settings(path, env={}).allocator == "pymalloc"
+    assert load_settings(path, env={"CC_ALLOCATOR": "jemalloc"}).allocator == "jemalloc"
+
+
 def test_config_path_from_environment(tmp_path):
     path = write(tmp_path, "[pipeline]\nmin_contacts = 5\n")
     assert load_settings(env={"CC_CONFIG": str(path)}).min_contacts == 5
@@ -109,6 +116,7 @@ def test_config_path_from_environment(tmp_path):
         ("[pipeline]\nmax_internal_backlog = 10", "pipeline.max_internal_backlog", "between"),
         ('[pipeline]\nmax_input_skew = "0s"', "pipeline.max_input_skew", "positive"),
         ('[pipeline]\nstop_timeout = "never"', "pipeline.stop_timeout", "duration"),
+        ('[pipeline]\nallocator = "tcmalloc"', "pipeline.allocator", "'jemalloc' or 'pymalloc'"),
         ("[pipeline\n", "CC_CONFIG", "not valid TOML"),
     ],
 )

@@ -114,6 +114,9 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
     missing+=(prometheus)
 fi
+# The worker's allocator, found as streams/allocator.py finds it.
+"$PY" -c 'import ctypes.util, sys; sys.exit(ctypes.util.find_library("jemalloc") is None)' ||
+    missing+=(libjemalloc2)
 # Debian's own python3.11 can't create venvs without its venv package.
 if [[ ! -x "$ROOT/.venv/bin/python" ]] && ! "$PY" -c 'import ensurepip' 2>/dev/null; then
     missing+=(python3.11-venv)
@@ -121,7 +124,7 @@ fi
 if ((${#missing[@]})); then
     apt_install "${missing[@]}"
 else
-    say "system packages present (redis-server, prometheus, promtool)"
+    say "system packages present (redis-server, prometheus, promtool, libjemalloc2)"
 fi
 stop_system_services
 

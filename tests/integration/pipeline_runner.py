@@ -224,11 +224,7 @@ class Worker:
             time.sleep(1)
 
     def metrics_text(self) -> str | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
-                return r.read().decode()
-        except OSError:
-            return None
+        return metrics_at(self.port)
 
     def samples(self) -> Samples:
         text = self.metrics_text() or ""
@@ -278,6 +274,15 @@ def input_gaps(deployment: Deployment, samples: Samples) -> dict[str, float]:
     inputs = set(deployment.topics.values())
     gaps = by_topic(samples, "cc_consumer_gaps_total")
     return {topic: n for topic, n in gaps.items() if topic in inputs and n}
+
+
+def metrics_at(port: int) -> str | None:
+    """A worker's /metrics text; None while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return response.read().decode()
+    except OSError:
+        return None
 
 
 def wait_for(

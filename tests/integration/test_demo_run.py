@@ -8,12 +8,18 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.integration.pipeline_runner import INPUTS, OUTPUTS, Deployment, free_port, wait_for
+from tests.integration.pipeline_runner import (
+    INPUTS,
+    OUTPUTS,
+    Deployment,
+    free_port,
+    metrics_at,
+    wait_for,
+)
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGQUIT], ids=lambda s: s.name)
@@ -37,7 +43,7 @@ def test_a_stop_signal_stops_the_demo_and_its_children(
 
         def counting() -> bool:
             children[:] = _children(demo.pid)
-            return len(children) == 3 and "cc_events_total{" in _metrics(port)
+            return len(children) == 3 and "cc_events_total{" in (metrics_at(port) or "")
 
         wait_for(counting, 120, "the demo's worker counting events", log=log)
         demo.send_signal(stop_signal)
@@ -68,11 +74,3 @@ def _running(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state != "Z"
-
-
-def _metrics(port: int) -> str:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            return response.read().decode()
-    except OSError:
-        return ""
