@@ -153,8 +153,6 @@ class Producer:
     def create_batch(self) -> Batch:
         return Batch(self.capacity)
 
-        self.failing = False
-
     async def send_batch(self, batch: Batch, topic: str, *, partition: int) -> asyncio.Future:
         self.sent.append((topic, partition, batch.records))
         done: asyncio.Future = asyncio.get_running_loop().create_future()
