@@ -19,6 +19,7 @@ app, a dict in tests) and returns what it wants sent in an `Outbox`.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
@@ -435,15 +436,23 @@ class Interactions:
         """Queue now, oldest start and at-risk count per key, at the partition's clock."""
         clock = self.clock(partition, wall_ms)
         gauges: dict[Key, list[int]] = {}
+        # Per key, how long a contact may wait before it is at risk: looked up
+        # once per key, as a queue can hold thousands.
+        at_risk_after: dict[Key, float] = {}
         for key, start in self.waiting.get(partition, {}).values():
             g = gauges.get(key)
             if g is None:
                 g = gauges[key] = [0, start, 0]
+                target = self.settings.sla.targets(*key).frt_seconds
+                at_risk_after[key] = (
+                    math.inf
+                    if clock is None or target is None
+                    else target * 1000 * self.settings.at_risk_share
+                )
             g[0] += 1
-            g[1] = min(g[1], start)
-            target = self.settings.sla.targets(*key).frt_seconds
-            at_risk_after = None if target is None else target * 1000 * self.settings.at_risk_share
-            if clock is not None and at_risk_after is not None and clock - start > at_risk_after:
+            if start < g[1]:
+                g[1] = start
+            if clock is not None and clock - start > at_risk_after[key]:
                 g[2] += 1
         return {key: Live(g[0], g[1], g[2]) for key, g in gauges.items()}
 
