@@ -9,7 +9,6 @@ Events are ordered by (ts, lifecycle rank, event_id) so ties are deterministic.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -28,7 +27,7 @@ from streams.contract.event import (
     Event,
 )
 from streams.core.aggregate import CES, COUNT_INDEX, FRT, HANDLE, NEXT_RESPONSE, RESOLUTION
-from streams.core.contribution import Contribution, Key
+from streams.core.contribution import Contributions, Key, add
 
 _RANK: Final = {
     STARTED: 0,
@@ -105,6 +104,15 @@ def interaction_key(events: list[Event]) -> Key | None:
     The contact.started event decides; without it the first event that names a
     queue (or network) does. Surveys do not route the interaction itself.
     """
+    if events:
+        # The usual case, and the cheap one: the start comes first and names it all.
+        start = events[0]
+        channel, queue = start.channel, start.queue
+        if start.type == STARTED and channel and queue:
+            if channel != "social":
+                return channel, queue, NO_NETWORK
+            if start.network:
+                return channel, queue, start.network
     lifecycle = [e for e in events if e.type != SURVEY]
     start = _first(lifecycle, STARTED)
     channel = start.channel if start else next((e.channel for e in lifecycle if e.channel), None)
@@ -130,9 +138,9 @@ def _survey_key(survey: Event, key: Key | None) -> Key:
     return channel, queue, (key[2] if same else None) or survey.network or UNKNOWN
 
 
-def contributions(events: list[Event], rules: Rules) -> Counter[Contribution]:
+def contributions(events: list[Event], rules: Rules) -> Contributions:
     """Every contribution of an interaction, from its events in `ordered` order."""
-    out: Counter[Contribution] = Counter()
+    out: Contributions = {}
     key = interaction_key(events)
     if key is not None:
         _lifecycle(events, key, rules, out)
@@ -142,27 +150,27 @@ def contributions(events: list[Event], rules: Rules) -> Counter[Contribution]:
     return out
 
 
-def _lifecycle(events: list[Event], key: Key, rules: Rules, out: Counter[Contribution]) -> None:
+def _lifecycle(events: list[Event], key: Key, rules: Rules, out: Contributions) -> None:
     channel, queue, network = key
     start = _first(events, STARTED)
     first_response = _first(events, RESPONDED)
     abandon = _first(events, ABANDONED)
     answered = first_response is not None and (abandon is None or first_response.ts <= abandon.ts)
     if start is not None:
-        out[(channel, queue, network, start.ts, _STARTED, 1)] += 1
+        add(out, (channel, queue, network, start.ts, _STARTED, 1))
         if answered:
             assert first_response is not None
             frt = max(0, first_response.ts - start.ts)
             at = first_response.ts
-            out[(channel, queue, network, at, _ANSWERED, 1)] += 1
-            out[(channel, queue, network, at, FRT, frt)] += 1
+            add(out, (channel, queue, network, at, _ANSWERED, 1))
+            add(out, (channel, queue, network, at, FRT, frt))
             target = rules.sla.targets(channel, queue, network).frt_seconds
             if target is not None and frt <= target * 1000:
-                out[(channel, queue, network, at, _WITHIN, 1)] += 1
+                add(out, (channel, queue, network, at, _WITHIN, 1))
         elif abandon is not None:
             waited = abandon.ts - start.ts
             code = _SHORT if waited < rules.short_abandon_ms else _ABANDONED
-            out[(channel, queue, network, abandon.ts, code, 1)] += 1
+            add(out, (channel, queue, network, abandon.ts, code, 1))
 
     pending_since: int | None = None
     escalated = transferred = False
@@ -175,7 +183,7 @@ def _lifecycle(events: list[Event], key: Key, rules: Rules, out: Counter[Contrib
         elif kind == RESPONDED:
             if pending_since is not None and event is not first_response:
                 gap = event.ts - pending_since
-                out[(channel, queue, network, event.ts, NEXT_RESPONSE, gap)] += 1
+                add(out, (channel, queue, network, event.ts, NEXT_RESPONSE, gap))
                 pending_since = None
         elif kind == ESCALATED:
             escalated = True
@@ -184,22 +192,22 @@ def _lifecycle(events: list[Event], key: Key, rules: Rules, out: Counter[Contrib
         elif kind == ENDED and open_cycle:
             open_cycle = False
             at = event.ts
-            out[(channel, queue, network, at, _ENDED, 1)] += 1
+            add(out, (channel, queue, network, at, _ENDED, 1))
             if escalated:
-                out[(channel, queue, network, at, _ESCALATED, 1)] += 1
+                add(out, (channel, queue, network, at, _ESCALATED, 1))
             if transferred:
-                out[(channel, queue, network, at, _TRANSFERRED, 1)] += 1
+                add(out, (channel, queue, network, at, _TRANSFERRED, 1))
             handle = _handle_us(event)
             if handle is not None:
-                out[(channel, queue, network, at, HANDLE, handle)] += 1
+                add(out, (channel, queue, network, at, HANDLE, handle))
             if event.resolved:
-                out[(channel, queue, network, at, _RESOLVED, 1)] += 1
+                add(out, (channel, queue, network, at, _RESOLVED, 1))
                 if start is not None:
                     took = max(0, at - start.ts)
-                    out[(channel, queue, network, at, RESOLUTION, took)] += 1
+                    add(out, (channel, queue, network, at, RESOLUTION, took))
         elif kind == REOPENED:
             open_cycle = True
-            out[(channel, queue, network, event.ts, _REOPENED, 1)] += 1
+            add(out, (channel, queue, network, event.ts, _REOPENED, 1))
 
 
 def _handle_us(event: Event) -> int | None:
@@ -209,22 +217,22 @@ def _handle_us(event: Event) -> int | None:
     return sum(round(p * 1_000_000) for p in parts if p is not None)
 
 
-def _survey(event: Event, key: Key, out: Counter[Contribution]) -> None:
+def _survey(event: Event, key: Key, out: Contributions) -> None:
     channel, queue, network = key
     at = event.ts
     if event.csat is not None:
-        out[(channel, queue, network, at, _CSAT_N, 1)] += 1
+        add(out, (channel, queue, network, at, _CSAT_N, 1))
         if event.csat >= 4:
-            out[(channel, queue, network, at, _CSAT_OK, 1)] += 1
+            add(out, (channel, queue, network, at, _CSAT_OK, 1))
     if event.nps is not None:
-        out[(channel, queue, network, at, _NPS_N, 1)] += 1
+        add(out, (channel, queue, network, at, _NPS_N, 1))
         if event.nps >= 9:
-            out[(channel, queue, network, at, _NPS_PRO, 1)] += 1
+            add(out, (channel, queue, network, at, _NPS_PRO, 1))
         elif event.nps <= 6:
-            out[(channel, queue, network, at, _NPS_DET, 1)] += 1
+            add(out, (channel, queue, network, at, _NPS_DET, 1))
     if event.ces is not None:
-        out[(channel, queue, network, at, _CES_N, 1)] += 1
-        out[(channel, queue, network, at, CES, event.ces)] += 1
+        add(out, (channel, queue, network, at, _CES_N, 1))
+        add(out, (channel, queue, network, at, CES, event.ces))
 
 
 def contact_facts(interaction_id: str, events: list[Event]) -> ContactFacts | None:

@@ -14,12 +14,11 @@ older than R leave the state without changing anyone's result.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from streams.core.aggregate import COUNT_INDEX
-from streams.core.contribution import Contribution, difference
+from streams.core.contribution import Contributions, add, difference
 from streams.core.interaction import ContactFacts
 
 _REPEAT = COUNT_INDEX["repeat_contacts"]
@@ -56,21 +55,21 @@ def repeat_flags(history: CustomerHistory, window_ms: int) -> dict[str, bool]:
     }
 
 
-def contributions(history: CustomerHistory, window_ms: int) -> Counter[Contribution]:
-    out: Counter[Contribution] = Counter()
+def contributions(history: CustomerHistory, window_ms: int) -> Contributions:
+    out: Contributions = {}
     flags = repeat_flags(history, window_ms)
     for iid, contact in history.contacts.items():
         channel, queue, network = contact.key
         repeat = flags[iid]
         if repeat:
-            out[(channel, queue, network, contact.start_ts, _REPEAT, 1)] += 1
+            add(out, (channel, queue, network, contact.start_ts, _REPEAT, 1))
         for end in contact.ends:
             if end.resolved and not (repeat or end.escalated or end.transferred):
-                out[(channel, queue, network, end.ts, _FCR, 1)] += 1
+                add(out, (channel, queue, network, end.ts, _FCR, 1))
     return out
 
 
-def update(history: CustomerHistory, facts: ContactFacts, window_ms: int) -> Counter[Contribution]:
+def update(history: CustomerHistory, facts: ContactFacts, window_ms: int) -> Contributions:
     """Record a new or changed contact; returns the change in contributions
     (negative counts are retractions)."""
     before = contributions(history, window_ms)

@@ -35,7 +35,7 @@ from streams.core import interaction, repeat, sla
 from streams.core.aggregate import Aggregate
 from streams.core.board import Board, key_of_record
 from streams.core.clock import SenderClocks, Watermark
-from streams.core.contribution import Contribution, Key, difference
+from streams.core.contribution import Contributions, Key, difference
 from streams.core.labels import LabelCap
 from streams.core.record import Live
 from streams.pipeline.wire import (
@@ -424,7 +424,7 @@ class Interactions:
 
     def _consequences(
         self, before: list[Event], after: list[Event]
-    ) -> tuple[Counter[Contribution], interaction.ContactFacts | None, Any]:
+    ) -> tuple[Contributions, interaction.ContactFacts | None, Any]:
         delta = difference(
             interaction.contributions(after, self.rules),
             interaction.contributions(before, self.rules),
@@ -498,7 +498,7 @@ def _poisoned(
     )
 
 
-def _route_deltas(delta: Counter[Contribution], partitions: int, out: Outbox) -> None:
+def _route_deltas(delta: Contributions, partitions: int, out: Outbox) -> None:
     for (channel, queue, network, ts, code, value), weight in delta.items():
         out.deltas[partition_for(channel, partitions)].append(
             [channel, queue, network, ts, code, value, weight]

@@ -4,14 +4,18 @@ import itertools
 from collections import Counter
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streams.config import Settings
 from streams.contract.event import Event
 from streams.core.aggregate import COUNT_INDEX, FRT, HANDLE, NEXT_RESPONSE, RESOLUTION
 from streams.core.interaction import (
+    _RANK,
     Rules,
     contact_facts,
     contributions,
+    interaction_key,
     last_activity,
     ordered,
     waiting_since,
@@ -252,3 +256,45 @@ def test_last_activity_tells_open_from_closed():
     assert last_activity(ended) == (T0 + 9, True)
     reopened = ordered([*ended, ev("contact.reopened", 20)])
     assert last_activity(reopened) == (T0 + 20, False)
+
+
+def routed_by(events):
+    """interaction_key as kpis.md words it, without the shortcut for a start that comes first."""
+    lifecycle = [e for e in events if e.type != "survey.answered"]
+    starts = [e for e in lifecycle if e.type == "contact.started"]
+    start = starts[0] if starts else None
+    channel = start.channel if start else next((e.channel for e in lifecycle if e.channel), None)
+    if channel is None:
+        return None
+    queue = (start.queue if start else None) or next(
+        (e.queue for e in lifecycle if e.queue), "unknown"
+    )
+    if channel != "social":
+        return channel, queue, "-"
+    network = (start.network if start else None) or next(
+        (e.network for e in lifecycle if e.network), "unknown"
+    )
+    return channel, queue, network
+
+
+_maybe = st.one_of(st.none(), st.just(""), st.sampled_from(["a", "b"]))
+
+
+@given(
+    st.lists(
+        st.builds(
+            lambda kind, at, channel, queue, network: ev(
+                kind, at, channel, queue=queue, network=network
+            ),
+            st.sampled_from(sorted(_RANK)),
+            st.integers(0, 5),
+            st.sampled_from([None, "call", "social"]),
+            _maybe,
+            _maybe,
+        ),
+        max_size=6,
+    )
+)
+def test_interaction_key_is_decided_as_the_contract_says(events):
+    ordered_events = ordered(events)
+    assert interaction_key(ordered_events) == routed_by(ordered_events)
