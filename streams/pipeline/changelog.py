@@ -51,7 +51,7 @@ class BatchedChangelog:
         else:
             key_bytes, _ = self.topic.prepare_key(key, self.table.key_serializer)
         serializer = value_serializer or self.table.value_serializer
-        if value is None or (serializer == "raw" and type(value) is bytes):
+        if serializer == "raw" and (value is None or type(value) is bytes):
             value_bytes = value
         else:
             value_bytes, _ = self.topic.prepare_value(value, serializer)
