@@ -425,9 +425,8 @@ def _build(raw: Mapping[str, Any], secrets: Mapping[str, Secret | None] | None =
         raise ConfigError("pipeline.clock", f"expected 'wall' or 'event', got {clock!r}")
     allocator = text(pipe, "pipeline.allocator", "allocator", defaults.allocator)
     if allocator not in ALLOCATORS:
-        raise ConfigError(
-            "pipeline.allocator", f"expected 'jemalloc' or 'pymalloc', got {allocator!r}"
-        )
+        expected = " or ".join(repr(name) for name in ALLOCATORS)
+        raise ConfigError("pipeline.allocator", f"expected {expected}, got {allocator!r}")
     buckets = integer(
         pipe, "pipeline.window_buckets", "window_buckets", defaults.window_buckets, 1, 10_000
     )
