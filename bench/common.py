@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 CHANNEL_TOPICS = ("calls", "chats", "emails", "social", "surveys")
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def export(rev: str, paths: Iterable[str], into: Path) -> None:
+    """`paths` of commit `rev` into the directory `into` (git archive)."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, *paths], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
 
 
 def input_topics(prefix: str) -> dict[str, str]:

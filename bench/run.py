@@ -36,6 +36,7 @@ from bench.common import (
     CHANNEL_TOPICS,
     ROOT,
     Sampler,
+    export,
     input_topics,
     leaves,
     percentile,
@@ -532,12 +533,7 @@ class Bench:
         root = self.work / "head"
         if not root.exists():
             root.mkdir()
-            archive = subprocess.run(
-                ["git", "-C", str(ROOT), "archive", "HEAD", "streams"],
-                check=True,
-                capture_output=True,
-            ).stdout
-            subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+            export("HEAD", ["streams"], root)
         return root
 
     def skip(self, expected: int) -> int:

@@ -23,7 +23,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from bench.common import ROOT
+from bench.common import ROOT, export
 
 BATCH = 100
 MESSAGES_PER_SEND = 10
@@ -59,16 +59,6 @@ def measure(count: int) -> float:
     return used / count * 1e6
 
 
-def _export(rev: str, into: Path) -> None:
-    """`streams` and `tests` of a commit (the harness is part of what is timed)."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "streams", "tests"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-
-
 def _timed(tree: Path, count: int) -> float:
     """One measurement in a fresh process that imports `streams` from `tree`: the
     working directory comes first on sys.path; `bench` comes from this checkout."""
@@ -96,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         trees = {"working tree": ROOT}
         if args.against:
-            _export(args.against, Path(tmp))
+            # The harness is part of what is timed: `tests` comes from there too.
+            export(args.against, ["streams", "tests"], Path(tmp))
             trees[args.against] = Path(tmp)
         figures: dict[str, list[float]] = {name: [] for name in trees}
         for round_ in range(args.rounds):
