@@ -11,7 +11,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +74,17 @@ class Deployment:
         self.workers: list[Worker] = []
         ensure_topics(load_settings(self.config, env={}), partitions=PARTITIONS)
 
-    def start_worker(self, app: str = "streams.pipeline.app") -> Worker:
+    def start_worker(
+        self,
+        app: str = "streams.pipeline.app",
+        through_cli: bool = False,
+        env: Mapping[str, str | None] | None = None,
+    ) -> Worker:
         """A worker process running `app` (the production app unless a test
-        wraps it, e.g. to inject a fault)."""
-        worker = Worker(self, len(self.workers), app)
+        wraps it, e.g. to inject a fault); `through_cli`: started as
+        `cc-kpi worker` (the production app); `env`: variables to set, or to
+        unset (None)."""
+        worker = Worker(self, len(self.workers), app, through_cli, env or {})
         self.workers.append(worker)
         worker.start()
         return worker
@@ -160,9 +167,18 @@ class Deployment:
 
 
 class Worker:
-    def __init__(self, deployment: Deployment, number: int, app: str) -> None:
+    def __init__(
+        self,
+        deployment: Deployment,
+        number: int,
+        app: str,
+        through_cli: bool,
+        env: Mapping[str, str | None],
+    ) -> None:
         self.deployment = deployment
         self.app = app
+        self.through_cli = through_cli
+        self.env = env
         self.port = free_port()
         self.log = deployment.tmp / f"worker-{number}-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -173,20 +189,19 @@ class Worker:
             "CC_CONFIG": str(self.deployment.config),
             "CC_METRICS_PORT": str(self.port),
         }
+        for name, value in self.env.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        if self.through_cli:
+            command = [sys.executable, "-m", "streams.cli", "worker"]
+        else:
+            command = [sys.executable, "-m", "faust", "-A", self.app, "--loop", "uvloop"]
+            command += ["worker", "-l", "info"]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "faust",
-                    "-A",
-                    self.app,
-                    "--loop",
-                    "uvloop",
-                    "worker",
-                    "-l",
-                    "info",
-                ],
+                command,
                 cwd=ROOT,
                 env=env,
                 stdout=log,
