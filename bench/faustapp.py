@@ -16,6 +16,7 @@ import faust
 import orjson
 
 from streams.pipeline import app as production
+from streams.pipeline import transport
 
 SHARED_SETTINGS = (
     "store",
@@ -26,13 +27,16 @@ SHARED_SETTINGS = (
     "stream_buffer_maxsize",
     "broker_commit_interval",
     "broker_max_poll_records",
+    "consumer_max_fetch_size",
 )
-"""The settings `streams.pipeline.app` passes to faust.App, read from it (not copied)."""
+"""The settings `streams.pipeline.app` passes to faust.App, read from it (not
+copied); the app class is the pipeline's too (its fetch wait,
+streams.pipeline.transport)."""
 
 
 def make_app() -> faust.App:
     conf = production.app.conf
-    return faust.App(
+    return transport.App(
         os.environ["BENCH_APP_ID"],
         broker=f"kafka://{os.environ['BENCH_BOOTSTRAP']}",
         datadir=os.environ["BENCH_DATA_DIR"],

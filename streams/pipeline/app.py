@@ -37,7 +37,7 @@ from streams.config import CHANNELS, UNKNOWN, ConfigError, format_duration, load
 from streams.connections import async_redis_client, faust_credentials, kafka_args
 from streams.core.board import key_of_record
 from streams.core.record import iso
-from streams.pipeline import garbage
+from streams.pipeline import garbage, transport
 from streams.pipeline.alignment import InputAlignment
 from streams.pipeline.backpressure import InputHold, MessageSizes, backlog
 from streams.pipeline.changelog import BatchedChangelog
@@ -87,7 +87,7 @@ replay by a third and was faster too (docs/benchmarks.md, "Smaller stage
 batches")."""
 
 
-class PipelineApp(faust.App):
+class PipelineApp(transport.App):
     async def on_stop(self) -> None:
         """Every stop, on a signal or a crash, ends within
         `pipeline.stop_timeout` (`_stop_deadline`)."""
