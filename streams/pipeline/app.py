@@ -1176,12 +1176,10 @@ async def expire() -> None:
     _sync()
     wall = now_ms()
     async with interaction_commits.lock:
-        for partition in sorted(owned.get(by_interaction.get_topic_name(), ())):
-            interaction_stage.expire(partition, wall)
+        interaction_stage.expire(owned.get(by_interaction.get_topic_name(), ()), wall)
         await interaction_commits.commit_locked()
     async with customer_commits.lock:
-        for partition in sorted(owned.get(by_customer.get_topic_name(), ())):
-            customer_stage.expire(partition, wall)
+        customer_stage.expire(owned.get(by_customer.get_topic_name(), ()), wall)
         await customer_commits.commit_locked()
 
 

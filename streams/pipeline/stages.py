@@ -22,7 +22,7 @@ import logging
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -456,15 +456,10 @@ class Interactions:
                 g[2] += 1
         return {key: Live(g[0], g[1], g[2]) for key, g in gauges.items()}
 
-    def expire(self, partition: int, wall_ms: int) -> int:
-        """Forget interactions past their horizon; returns how many."""
-        clock = self.clock(partition, wall_ms)
-        if clock is None:
-            return 0
+    def expire(self, partitions: Iterable[int], wall_ms: int) -> int:
+        """Forget the interactions of `partitions` past their horizon; returns how many."""
         gone = 0
-        for iid in self.store.scan():
-            if partition_for(iid, self.partitions) != partition:
-                continue
+        for iid, partition, clock in _clocked_keys(self, partitions, wall_ms):
             events = self.events_of(iid)
             if not events:
                 continue
@@ -619,14 +614,11 @@ class Customers:
     def _keep_ms(self) -> int:
         return max(self.settings.closed_retention_ms, self.settings.open_ttl_ms)
 
-    def expire(self, partition: int, wall_ms: int) -> int:
-        clock = self.clock(partition, wall_ms)
-        if clock is None:
-            return 0
+    def expire(self, partitions: Iterable[int], wall_ms: int) -> int:
+        """Settle the histories of `partitions`' customers at their clocks;
+        returns how many contacts left them."""
         gone = 0
-        for customer in self.store.scan():
-            if partition_for(customer, self.partitions) != partition:
-                continue
+        for customer, partition, clock in _clocked_keys(self, partitions, wall_ms):
             history = self.history(customer)
             count = len(history.contacts)
             repeat.settle(
@@ -640,6 +632,32 @@ class Customers:
                 gone += count - len(history.contacts)
                 self._save(partition, customer, history)
         return gone
+
+
+class _Clocked(Protocol):
+    store: Store
+    partitions: int
+
+    def clock(self, partition: int, wall_ms: int) -> int | None: ...
+
+
+def _clocked_keys(
+    stage: _Clocked, partitions: Iterable[int], wall_ms: int
+) -> Iterator[tuple[str, int, int]]:
+    """(key, its partition, that partition's clock) for the stored keys of those
+    of `partitions` that have a clock. One pass over the store for them all: a
+    pass per partition made an expiry tick cost the store's size times the
+    partitions owned, all on the event loop (1.3-1.5 s against 0.6-0.7 s for
+    138,281 interactions and their customers on 8 partitions,
+    docs/benchmarks.md, "Expiry in one pass")."""
+    clocks = {p: c for p in partitions if (c := stage.clock(p, wall_ms)) is not None}
+    if not clocks:
+        return
+    for key in stage.store.scan():
+        partition = partition_for(key, stage.partitions)
+        clock = clocks.get(partition)
+        if clock is not None:
+            yield key, partition, clock
 
 
 # --- board ------------------------------------------------------------------

@@ -12,6 +12,7 @@ import orjson
 from streams.config import Settings
 from streams.feed import Feed
 from streams.pipeline.stages import Ingest, Interactions, Outbox, Stats
+from streams.pipeline.wire import partition_for
 from tests.pipeline.harness import DictStore
 
 T0 = 1_767_225_600_000
@@ -54,9 +55,9 @@ def test_contacts_are_not_expired_past_a_dead_readers_backlog() -> None:
     stage.process(partition, {"e": items}, Outbox(), WALL)
     stage.process(partition, progress("cc.calls", 0, T0, behind=True), Outbox(), WALL)
     stage.process(partition, progress("cc.calls", 2, T0 + 3 * DAY_MS, behind=False), Outbox(), WALL)
-    assert stage.expire(partition, WALL + 10 * IDLE_MS) == 0
+    assert stage.expire([partition], WALL + 10 * IDLE_MS) == 0
     stage.process(partition, progress("cc.calls", 0, T0 + 3 * DAY_MS, behind=False), Outbox(), WALL)
-    assert stage.expire(partition, WALL + 10 * IDLE_MS) == 1
+    assert stage.expire([partition], WALL + 10 * IDLE_MS) == 1
 
 
 def test_an_ended_interaction_is_kept_for_the_retention_plus_the_lateness() -> None:
@@ -71,7 +72,32 @@ def test_an_ended_interaction_is_kept_for_the_retention_plus_the_lateness() -> N
     ended = max(e.ts for e in stage.events_of(contact[0]["interaction_id"]) or [])
     retained = ended + SETTINGS.closed_retention_ms
     stage.process(partition, progress("cc.calls", 0, retained + 60_000, False), Outbox(), WALL)
-    assert stage.expire(partition, WALL) == 0
+    assert stage.expire([partition], WALL) == 0
     after = retained + SETTINGS.lateness_ms + 1
     stage.process(partition, progress("cc.calls", 0, after, False), Outbox(), WALL)
-    assert stage.expire(partition, WALL) == 1
+    assert stage.expire([partition], WALL) == 1
+
+
+def test_one_expiry_pass_judges_each_partition_by_its_own_clock() -> None:
+    """Expiry goes through the store once for all the partitions a worker owns;
+    an interaction goes by its own partition's clock, and only partitions
+    named are touched."""
+    stage = Interactions(SETTINGS, DictStore(), Stats())
+    ingest = Ingest(SETTINGS, Stats())
+    feed = Feed(seed=11, start_ms=T0, customers=100, gap_ms=1)
+    events = [item.event for item in feed.contacts(60)]
+    out = Outbox()
+    ingest.process([("cc.calls", 0, n, orjson.dumps(e)) for n, e in enumerate(events)], WALL, out)
+    for partition, items in out.interactions.items():
+        stage.process(partition, {"e": items}, Outbox(), WALL)
+    held: dict[int, set[str]] = {p: set() for p in range(SETTINGS.internal_partitions)}
+    for iid in stage.store.scan():
+        held[partition_for(iid, SETTINGS.internal_partitions)].add(iid)
+    gone_by, kept_by, not_named, *_ = (p for p in sorted(held) if held[p])
+    past_every_horizon = T0 + 8 * DAY_MS + SETTINGS.lateness_ms
+    stage.process(gone_by, progress("cc.calls", 0, past_every_horizon, False), Outbox(), WALL)
+    stage.process(kept_by, progress("cc.calls", 0, T0, False), Outbox(), WALL)
+    stage.process(not_named, progress("cc.calls", 0, past_every_horizon, False), Outbox(), WALL)
+
+    assert stage.expire([gone_by, kept_by], WALL) == len(held[gone_by])
+    assert set(stage.store.scan()) == set().union(*held.values()) - held[gone_by]
