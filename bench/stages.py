@@ -1,11 +1,15 @@
-"""The stages' own CPU per event, without Kafka or Faust.
+"""The stages' own CPU per event, without Kafka or Faust, and what an expiry
+tick then costs.
 
 The four stages wired in memory as the tests wire them (tests/pipeline/harness.py),
 fed the throughput part's data set (batches of 100, a contact every 1 ms of event
 time, 200,000 customers) on the event clock, with the worker's garbage-collector
 settings. Faust and Kafka take most of a worker's CPU and move with the machine's
 other load; this times the KPI code alone, so that a change to it can be weighed
-against a commit in a minute, each tree in a fresh process, alternating:
+against a commit in a minute, each tree in a fresh process, alternating. At
+the end, one expiry tick over every partition, at the clock the data reached
+(nothing is due yet): the event loop's time it takes, with the state held.
+
 
     .venv/bin/python -m bench.stages --against HEAD~1
 """
@@ -33,8 +37,9 @@ LIVE_EVERY = 10
 WALL_MS = 2_000_000_000_000
 
 
-def measure(count: int) -> float:
-    """CPU microseconds per event of the stages over `count` events."""
+def measure(count: int) -> dict[str, float]:
+    """CPU microseconds per event of the stages over `count` events; then the
+    expiry tick's milliseconds, and the interactions and customers held."""
     from bench.data import batched, events
     from streams.config import Settings
     from streams.pipeline.garbage import tune
@@ -56,10 +61,20 @@ def measure(count: int) -> float:
     used = time.process_time() - start
     if pipe.stats.events.total() != count:
         raise SystemExit(f"the stages took {pipe.stats.events.total()} of {count} events")
-    return used / count * 1e6
+    partitions = range(settings.internal_partitions)
+    start = time.perf_counter()
+    pipe.interactions.expire(partitions, WALL_MS)
+    pipe.customers.expire(partitions, WALL_MS)
+    tick = time.perf_counter() - start
+    return {
+        "us_per_event": used / count * 1e6,
+        "tick_ms": tick * 1e3,
+        "interactions": len(pipe.interactions.store.data),
+        "customers": len(pipe.customers.store.data),
+    }
 
 
-def _timed(tree: Path, count: int) -> float:
+def _timed(tree: Path, count: int) -> dict[str, float]:
     """One measurement in a fresh process that imports `streams` from `tree`: the
     working directory comes first on sys.path; `bench` comes from this checkout."""
     done = subprocess.run(
@@ -70,7 +85,7 @@ def _timed(tree: Path, count: int) -> float:
         capture_output=True,
         text=True,
     )
-    return float(json.loads(done.stdout))
+    return json.loads(done.stdout)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,16 +105,24 @@ def main(argv: list[str] | None = None) -> int:
             export(args.against, ["streams", "tests"], Path(tmp))
             trees[args.against] = Path(tmp)
         figures: dict[str, list[float]] = {name: [] for name in trees}
+        ticks: dict[str, list[float]] = {name: [] for name in trees}
         for round_ in range(args.rounds):
             order = list(trees.items())
             for name, tree in order if round_ % 2 == 0 else reversed(order):
-                figures[name].append(_timed(tree, args.events))
-                print(f"round {round_ + 1}: {name:>14} {figures[name][-1]:6.1f} µs/event")
+                run = _timed(tree, args.events)
+                figures[name].append(run["us_per_event"])
+                ticks[name].append(run["tick_ms"])
+                print(
+                    f"round {round_ + 1}: {name:>14} {run['us_per_event']:6.1f} µs/event,"
+                    f" expiry tick {run['tick_ms']:7.1f} ms with {run['interactions']:,}"
+                    f" interactions and {run['customers']:,} customers held"
+                )
     print(f"\nCPU per event of the stages, {args.events:,} events, {args.rounds} rounds:")
     for name, values in figures.items():
         print(
             f"  {name:>14}: median {statistics.median(values):.1f} µs"
-            f" (min {min(values):.1f}, max {max(values):.1f})"
+            f" (min {min(values):.1f}, max {max(values):.1f});"
+            f" expiry tick median {statistics.median(ticks[name]):.1f} ms"
         )
     if args.against:
         ratio = statistics.median(figures["working tree"]) / statistics.median(

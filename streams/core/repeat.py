@@ -102,3 +102,21 @@ def settle(
     for iid in gone:
         del history.contacts[iid]
         history.frozen.pop(iid, None)
+
+
+def departure_ms(contact: ContactFacts, lateness_ms: int, window_ms: int, keep_ms: int) -> int:
+    """The earliest clock at which `settle` forgets `contact` (settle itself
+    tests the two conditions apart: most contacts fail the first)."""
+    last = max([contact.start_ts, *(end.ts for end in contact.ends)])
+    return max(contact.start_ts + lateness_ms + window_ms, last + keep_ms) + 1
+
+
+def next_departure(
+    history: CustomerHistory, lateness_ms: int, window_ms: int, keep_ms: int
+) -> int | None:
+    """The earliest clock at which `settle` forgets a contact of `history`; None
+    for a history without contacts."""
+    return min(
+        (departure_ms(c, lateness_ms, window_ms, keep_ms) for c in history.contacts.values()),
+        default=None,
+    )

@@ -38,6 +38,7 @@ from streams.core.clock import SenderClocks, Watermark
 from streams.core.contribution import Contributions, Key, difference
 from streams.core.labels import LabelCap
 from streams.core.record import Live
+from streams.pipeline.expiry import ExpiryIndex
 from streams.pipeline.wire import (
     event_from_wire,
     event_to_wire,
@@ -330,6 +331,8 @@ class Interactions:
         self.rules = interaction.Rules(settings.short_abandon_ms, settings.sla)
         self.partitions = settings.internal_partitions
         self.waiting: dict[int, dict[str, tuple[Key, int]]] = {}
+        self.due: dict[int, ExpiryIndex] = {}
+        """Per partition, its interactions by when they can expire."""
         self.watermarks: dict[int, Watermark] = {}
         """Per partition, the event-time watermark of every input partition, from
         the progress every ingest reports in-band (after the events it covers).
@@ -351,19 +354,35 @@ class Interactions:
         return [event_from_wire(w) for w in orjson.loads(value)]
 
     def adopt(self, partition: int) -> None:
-        """Rebuild the live-queue index of a partition from its recovered state."""
+        """Rebuild the live-queue and expiry indexes of a partition from its
+        recovered state."""
         index: dict[str, tuple[Key, int]] = {}
+        due = ExpiryIndex()
         for iid in self.store.scan():
             if partition_for(iid, self.partitions) != partition:
                 continue
             events = self.events_of(iid)
-            if events and (waiting := interaction.waiting_since(events)) is not None:
+            if not events:
+                continue
+            if (waiting := interaction.waiting_since(events)) is not None:
                 index[iid] = waiting
+            due.file(iid, self._expires_at(events))
         self.waiting[partition] = index
+        self.due[partition] = due
 
     def release(self, partition: int) -> None:
         self.waiting.pop(partition, None)
+        self.due.pop(partition, None)
         self.watermarks.pop(partition, None)
+
+    def _expires_at(self, events: list[Event]) -> int:
+        """The earliest clock at which `expire` forgets an interaction: its
+        last activity, plus the time an ended or open one is kept, plus the
+        lateness (an event of the interaction that can still come finds it,
+        however late the tick runs)."""
+        latest, closed = interaction.last_activity(events)
+        keep = self.settings.closed_retention_ms if closed else self.settings.open_ttl_ms
+        return latest + keep + self.settings.lateness_ms + 1
 
     def process(
         self,
@@ -403,6 +422,12 @@ class Interactions:
             changed[iid] = events
             new[iid].append(wire)
         waiting = self.waiting.setdefault(partition, {})
+        due = self.due.setdefault(partition, ExpiryIndex())
+        # No interaction can expire before its last event plus the shorter of
+        # the two keeping times: filed with that, it is judged then, and filed
+        # again by its own horizon if it stays.
+        soonest = min(self.settings.closed_retention_ms, self.settings.open_ttl_ms)
+        soonest += self.settings.lateness_ms + 1
         for iid, events in changed.items():
             try:
                 delta, facts, facts_before = self._consequences(stored[iid], events)
@@ -421,6 +446,7 @@ class Interactions:
                 waiting[iid] = now_waiting
             wire = orjson.dumps([event_to_wire(e) for e in events])
             self.store.put(partition, iid, events, wire)
+            due.file(iid, events[-1].ts + soonest)
 
     def _consequences(
         self, before: list[Event], after: list[Event]
@@ -457,17 +483,18 @@ class Interactions:
         return {key: Live(g[0], g[1], g[2]) for key, g in gauges.items()}
 
     def expire(self, partitions: Iterable[int], wall_ms: int) -> int:
-        """Forget the interactions of `partitions` past their horizon; returns how many."""
+        """Forget the interactions of `partitions` past their horizon, each
+        partition at its own clock; returns how many."""
         gone = 0
-        for iid, partition, clock in _clocked_keys(self, partitions, wall_ms):
-            events = self.events_of(iid)
-            if not events:
-                continue
-            latest, closed = interaction.last_activity(events)
-            keep = self.settings.closed_retention_ms if closed else self.settings.open_ttl_ms
-            # Plus the lateness: an event of the interaction that can still
-            # come (within the lateness) finds it, however late this runs.
-            if latest < clock - keep - self.settings.lateness_ms:
+        for partition, clock, due in _due_by_clock(self, partitions, wall_ms):
+            for iid in due.take(clock):
+                events = self.events_of(iid)
+                if not events:
+                    continue
+                expires_at = self._expires_at(events)
+                if expires_at > clock:
+                    due.file(iid, expires_at)
+                    continue
                 self.store.delete(partition, iid)
                 self.waiting.get(partition, {}).pop(iid, None)
                 gone += 1
@@ -529,16 +556,26 @@ class Customers:
         meets the clock it met the first time, and so sends the same deltas
         (which the board then recognises)."""
         self.touched: set[int] = set()
+        self.due: dict[int, ExpiryIndex] = {}
+        """Per partition, its customers by when a contact of theirs can leave."""
         self.topic = f"{settings.app_id}-by-customer"
 
     def adopt(self, partition: int) -> None:
-        """Take over a partition: its clocks as of its last commit."""
+        """Take over a partition: its clocks as of its last commit, and its
+        customers, each to be judged at the next expiry tick (which files it
+        again by its own contacts: decoding every history here would hold up
+        the rebalance instead)."""
         if self.senders:
             mark = self.store.restore(partition)
             self.upstream[partition] = SenderClocks.from_wire(self.senders, mark)
+        due = self.due[partition] = ExpiryIndex()
+        for customer in self.store.scan():
+            if partition_for(customer, self.partitions) == partition:
+                due.file(customer, 0)
 
     def release(self, partition: int) -> None:
         self.upstream.pop(partition, None)
+        self.due.pop(partition, None)
         self.touched.discard(partition)
 
     def marks(self) -> dict[int, Any]:
@@ -560,6 +597,8 @@ class Customers:
     def _save(self, partition: int, customer: str, history: repeat.CustomerHistory) -> None:
         if not history.contacts:
             self.store.delete(partition, customer)
+            if (due := self.due.get(partition)) is not None:
+                due.forget(customer)
             return
         wire = orjson.dumps(
             {"c": [facts_to_wire(f) for f in history.contacts.values()], "f": history.frozen}
@@ -588,15 +627,15 @@ class Customers:
         clock = self.clock(partition, wall_ms)
         touched: dict[str, repeat.CustomerHistory] = {}
         window = self.settings.repeat_window_ms
+        lateness, keep = self.settings.lateness_ms, self._keep_ms()
+        due = self.due.setdefault(partition, ExpiryIndex())
         for wire in payload["f"]:
             facts = facts_from_wire(wire)
             history = touched.get(facts.customer_id)
             if history is None:
                 history = touched[facts.customer_id] = self.history(facts.customer_id)
                 if clock is not None:
-                    repeat.settle(
-                        history, clock, self.settings.lateness_ms, window, self._keep_ms()
-                    )
+                    repeat.settle(history, clock, lateness, window, keep)
             previous = history.contacts.get(facts.interaction_id)
             try:
                 delta = repeat.update(history, facts, window)
@@ -608,6 +647,7 @@ class Customers:
                 _poisoned(self.stats, out, (self.topic, partition, offset), [wire], error)
                 continue
             _route_deltas(delta, self.partitions, out)
+            due.file(facts.customer_id, repeat.departure_ms(facts, lateness, window, keep))
         for customer, history in touched.items():
             self._save(partition, customer, history)
 
@@ -617,47 +657,42 @@ class Customers:
     def expire(self, partitions: Iterable[int], wall_ms: int) -> int:
         """Settle the histories of `partitions`' customers at their clocks;
         returns how many contacts left them."""
+        lateness, window, keep = (
+            self.settings.lateness_ms,
+            self.settings.repeat_window_ms,
+            self._keep_ms(),
+        )
         gone = 0
-        for customer, partition, clock in _clocked_keys(self, partitions, wall_ms):
-            history = self.history(customer)
-            count = len(history.contacts)
-            repeat.settle(
-                history,
-                clock,
-                self.settings.lateness_ms,
-                self.settings.repeat_window_ms,
-                self._keep_ms(),
-            )
-            if len(history.contacts) != count:
-                gone += count - len(history.contacts)
-                self._save(partition, customer, history)
+        for partition, clock, due in _due_by_clock(self, partitions, wall_ms):
+            for customer in due.take(clock):
+                history = self.history(customer)
+                count = len(history.contacts)
+                repeat.settle(history, clock, lateness, window, keep)
+                if len(history.contacts) != count:
+                    gone += count - len(history.contacts)
+                    self._save(partition, customer, history)
+                departure = repeat.next_departure(history, lateness, window, keep)
+                if departure is not None:
+                    due.file(customer, departure)
         return gone
 
 
-class _Clocked(Protocol):
-    store: Store
-    partitions: int
+class _Expiring(Protocol):
+    due: dict[int, ExpiryIndex]
 
     def clock(self, partition: int, wall_ms: int) -> int | None: ...
 
 
-def _clocked_keys(
-    stage: _Clocked, partitions: Iterable[int], wall_ms: int
-) -> Iterator[tuple[str, int, int]]:
-    """(key, its partition, that partition's clock) for the stored keys of those
-    of `partitions` that have a clock. One pass over the store for them all: a
-    pass per partition made an expiry tick cost the store's size times the
-    partitions owned, all on the event loop (1.3-1.5 s against 0.6-0.7 s for
-    138,281 interactions and their customers on 8 partitions,
-    docs/benchmarks.md, "Expiry in one pass")."""
-    clocks = {p: c for p in partitions if (c := stage.clock(p, wall_ms)) is not None}
-    if not clocks:
-        return
-    for key in stage.store.scan():
-        partition = partition_for(key, stage.partitions)
-        clock = clocks.get(partition)
-        if clock is not None:
-            yield key, partition, clock
+def _due_by_clock(
+    stage: _Expiring, partitions: Iterable[int], wall_ms: int
+) -> Iterator[tuple[int, int, ExpiryIndex]]:
+    """(partition, its clock, its expiry index) for those of `partitions` that
+    have both."""
+    for partition in partitions:
+        clock = stage.clock(partition, wall_ms)
+        due = stage.due.get(partition)
+        if clock is not None and due is not None:
+            yield partition, clock, due
 
 
 # --- board ------------------------------------------------------------------

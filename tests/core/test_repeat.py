@@ -7,7 +7,14 @@ from hypothesis import strategies as st
 
 from streams.core.aggregate import COUNT_INDEX
 from streams.core.interaction import ContactFacts, End
-from streams.core.repeat import CustomerHistory, contributions, settle, update
+from streams.core.repeat import (
+    CustomerHistory,
+    contributions,
+    departure_ms,
+    next_departure,
+    settle,
+    update,
+)
 
 DAY = 86_400_000
 R = 7 * DAY
@@ -121,3 +128,43 @@ def test_all_orders_of_three_contacts_agree():
             update(history, facts, R)
         results.add(totals(history))
     assert results == {(1, 2)}
+
+
+contacts_strategy = st.lists(
+    st.tuples(
+        st.integers(0, 20 * DAY),
+        st.lists(st.integers(0, 3 * DAY), max_size=3),
+    ),
+    max_size=6,
+)
+
+
+@given(
+    contacts_strategy,
+    st.integers(0, 40 * DAY),
+    st.integers(0, DAY),
+    st.integers(1, 10 * DAY),
+    st.integers(0, 10 * DAY),
+)
+def test_settle_forgets_exactly_the_contacts_past_their_departure(
+    spec, clock, lateness, window, keep
+):
+    """The expiry index files a customer by `next_departure`: settling before
+    it must change nothing, and at it must forget a contact."""
+    history = history_of(
+        *(
+            contact(f"i{n}", start, ends=[resolved(start + d) for d in ends])
+            for n, (start, ends) in enumerate(spec)
+        )
+    )
+    due = {iid: departure_ms(c, lateness, window, keep) for iid, c in history.contacts.items()}
+    soonest = next_departure(history, lateness, window, keep)
+    assert soonest == min(due.values(), default=None)
+    settle(history, clock, lateness, window, keep)
+    assert set(history.contacts) == {iid for iid, at in due.items() if at > clock}
+
+
+def test_a_contact_departs_once_past_the_window_and_quiet_for_the_keep_time():
+    c = contact("a", 0, ends=[resolved(3 * DAY)])
+    assert departure_ms(c, lateness_ms=10, window_ms=R, keep_ms=DAY) == R + 10 + 1
+    assert departure_ms(c, lateness_ms=10, window_ms=DAY, keep_ms=DAY) == 4 * DAY + 1
