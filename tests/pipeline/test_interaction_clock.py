@@ -79,9 +79,9 @@ def test_an_ended_interaction_is_kept_for_the_retention_plus_the_lateness() -> N
 
 
 def test_one_expiry_pass_judges_each_partition_by_its_own_clock() -> None:
-    """Expiry goes through the store once for all the partitions a worker owns;
-    an interaction goes by its own partition's clock, and only partitions
-    named are touched."""
+    """One expiry call serves all the partitions a worker owns: an
+    interaction goes by its own partition's clock, and only partitions named
+    are touched."""
     stage = Interactions(SETTINGS, DictStore(), Stats())
     ingest = Ingest(SETTINGS, Stats())
     feed = Feed(seed=11, start_ms=T0, customers=100, gap_ms=1)
