@@ -755,9 +755,9 @@ class BoardStage:
         self.applied: dict[int, dict[str, list[int]]] = {}
         """Per board partition: for each sender (stage and partition), the
         [offset, index] of the last delta applied (see streams.pipeline.outgoing).
-        Kept with the state (`flush` commits it as the partition's mark), so a
-        delta sent again after a crash or a rebalance is recognised and not
-        counted twice."""
+        Kept with the state (`flush` commits it, with the partition's clock, as
+        the partition's mark), so a delta sent again after a crash or a
+        rebalance is recognised and not counted twice."""
         self.marked: set[int] = set()
         self.channels_of: dict[int, list[str]] = {}
         """The channels each partition holds (the partitions missing hold none)."""
@@ -773,10 +773,17 @@ class BoardStage:
         return self.cap.key(key)
 
     def adopt(self, partition: int) -> None:
-        """Rebuild the board's keys of a partition from the recovered changelog."""
+        """Rebuild the board's keys of a partition from the recovered changelog,
+        at the clock they were committed at.
+
+        Without that clock a new owner would wait for one from its senders,
+        which after a restart or a rebalance know only what they read since: in
+        a quiet hour nothing, and the channels go unserved until traffic
+        resumes; after a few late events read again, a time long past, and the
+        channels are served with windows that miss the state just restored."""
         self.owned.add(partition)
-        mark = self.store.restore(partition)
-        self.applied[partition] = dict(mark) if mark else {}
+        applied, clock = _board_mark(self.store.restore(partition))
+        self.applied[partition] = applied
         buckets: dict[Key, list[tuple[int, int, Aggregate]]] = defaultdict(list)
         settled: dict[Key, Aggregate] = {}
         for store_key in self.store.scan():
@@ -799,6 +806,8 @@ class BoardStage:
             set(buckets) | set(settled),
             [c for c in self.cap.channels() if self.partition_of(c) == partition],
         )
+        if clock is not None:
+            self.board.advance(clock, self.channels_of.get(partition, ()))
 
     def release(self, partition: int) -> None:
         self.owned.discard(partition)
@@ -871,15 +880,21 @@ class BoardStage:
 
     def tick(self, wall_ms: int) -> int | None:
         """Move each partition's channels to its clock. Returns the board's clock
-        once every partition it holds has one, else None: a snapshot waits for
-        that, or a channel taken over and not yet clocked would vanish from
-        Redis and cc.kpis until it is."""
-        clocks = self.clocks(wall_ms)
-        for partition, clock in clocks.items():
-            self.board.advance(clock, self.channels_of[partition])
-        if not self.held() <= set(clocks):
+        once every partition it holds has one (its senders', or the one it was
+        adopted at), else None: a snapshot waits for that, or a channel taken
+        over and not yet clocked would vanish from Redis and cc.kpis until it is."""
+        for partition, clock in self.clocks(wall_ms).items():
+            if clock > self._clock_of(partition, default=-1):
+                self.board.advance(clock, self.channels_of[partition])
+                self.marked.add(partition)
+        if any(self._clock_of(p) is None for p in self.held()):
             return None
         return self.board.clock_ms
+
+    def _clock_of(self, partition: int, default: int | None = None) -> int | None:
+        """Where the channels of `partition` stand (they move together)."""
+        channels = self.channels_of.get(partition)
+        return self.board.clocks.get(channels[0], default) if channels else default
 
     def flush(self) -> None:
         """Write every changed bucket and settled total to the store."""
@@ -908,9 +923,25 @@ class BoardStage:
             agg = self.board.keys[key].settled
             touched.add(part(key))
             self.store.put(part(key), settled_store_key(key), agg, orjson.dumps(agg.to_wire()))
-        # The buckets and the senders' positions they include become durable
-        # together: a restart never re-applies, or misses, a delta message.
-        self.store.commit({p: self.applied.setdefault(p, {}) for p in sorted(touched)})
+        # The buckets, the senders' positions they include and the clock they
+        # stand at become durable together: a restart never re-applies, or
+        # misses, a delta message, and serves what it recovered as it was.
+        self.store.commit(
+            {
+                p: {"applied": self.applied.setdefault(p, {}), "clock": self._clock_of(p)}
+                for p in sorted(touched)
+            }
+        )
+
+
+def _board_mark(mark: Any) -> tuple[dict[str, list[int]], int | None]:
+    """(positions applied per sender, clock) of a board partition's mark; a mark
+    committed before the clock was part of it holds the positions alone."""
+    if not mark:
+        return {}, None
+    if "applied" in mark:
+        return dict(mark["applied"]), mark["clock"]
+    return dict(mark), None
 
 
 class SlaTracker:

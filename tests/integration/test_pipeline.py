@@ -17,6 +17,7 @@ from streams.pipeline.topics import changelog_topics
 from streams.pipeline.wire import channel_partitions
 from streams.publish.prometheus import KPI_METRICS
 from tests import naive
+from tests.integration.conftest import flush_redis_db
 from tests.integration.pipeline_runner import (
     PARTITIONS,
     T0,
@@ -230,6 +231,36 @@ def test_restart_mid_stream_gives_the_same_kpis(deployment, traffic):
     deployment.start_worker()
     deployment.produce(messages[half:])
     wait_until_correct(deployment, facts)
+
+
+def kpi_samples(worker: Worker) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The series of /metrics that the records make (windowed counts and KPIs)."""
+    return {
+        key: value
+        for key, value in worker.samples().items()
+        if key[0].startswith(("cc_kpi_", "cc_window_"))
+    }
+
+
+def test_a_worker_restarted_in_a_quiet_hour_serves_what_it_recovered(deployment, traffic):
+    """No event comes after the restart (a night, a deploy between two bursts):
+    the restarted worker serves and snapshots the KPIs as the stopped one left
+    them, rather than nothing until traffic resumes."""
+    facts = naive.facts_of(traffic)
+    worker = deployment.start_worker()
+    deployment.produce(encoded(traffic))
+    wait_until_correct(deployment, facts)
+    served = wait_for(lambda: kpi_samples(worker), 30, "the KPIs on /metrics", log=worker.log)
+    worker.stop()
+    flush_redis_db(deployment.redis_url)
+    restarted = deployment.start_worker()
+    wait_for(
+        lambda: kpi_samples(restarted) == served,
+        60,
+        "the restarted worker to serve the KPIs it recovered",
+        log=restarted.log,
+    )
+    wait_until_correct(deployment, facts, timeout=60)
 
 
 @pytest.mark.xfail(

@@ -27,4 +27,4 @@ def test_adoption_drops_changes_to_the_state_it_replaces() -> None:
     taking_over.flush()
 
     assert started(taking_over) == 3
-    assert taking_over.store.restore(partition) == {"i0": [2, 0]}
+    assert taking_over.store.restore(partition)["applied"] == {"i0": [2, 0]}

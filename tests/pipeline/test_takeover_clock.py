@@ -101,3 +101,71 @@ def test_no_snapshot_clock_while_a_partition_held_has_none() -> None:
     for sender in SENDERS:
         board.process(heard(sender, T0), T0, call)
     assert board.tick(T0) == T0
+
+
+def owner_at(clock: int, store: DictStore | None = None) -> tuple[BoardStage, int]:
+    """A board that applied the FCR on chat's partition and stands at `clock`,
+    its state committed."""
+    board = BoardStage(SETTINGS, store or DictStore(), senders=SENDERS)
+    chat = board.partition_of("chat")
+    board.adopt(chat)
+    board.process(progress(clock), T0, chat)
+    board.process(fcr("i0", 1, +1), T0, chat)
+    for sender in SENDERS:
+        board.process(heard(sender, clock), T0, chat)
+    assert board.tick(T0) == clock
+    board.flush()
+    return board, chat
+
+
+def chat_records(board: BoardStage) -> list[dict[str, Any]]:
+    return sorted(
+        (r for r in board.board.records(board.labels) if r["channel"] == "chat"),
+        key=lambda r: (r["queue"], r["network"], r["window"]),
+    )
+
+
+def test_a_partition_taken_over_is_served_at_the_clock_it_was_committed_at() -> None:
+    """A restart or a rebalance in a quiet hour: the new owner's senders have
+    read nothing since, so they report no clock. The channel is served, and
+    snapshotted, as its last owner left it, not withheld until traffic resumes."""
+    previous, chat = owner_at(T0 + HOUR)
+    taking_over = BoardStage(SETTINGS, previous.store.replayed(), senders=SENDERS)
+    taking_over.adopt(chat)
+    assert taking_over.tick(T0) == T0 + HOUR
+    assert chat_records(taking_over) == chat_records(previous)
+
+
+def test_a_partition_taken_over_never_goes_back_to_an_earlier_clock() -> None:
+    """Its new senders may have read only a few late events again, whose times
+    are long past: the windows stay where the state was committed."""
+    previous, chat = owner_at(T0 + 2 * HOUR)
+    taking_over = BoardStage(SETTINGS, previous.store.replayed(), senders=SENDERS)
+    taking_over.adopt(chat)
+    taking_over.process(progress(T0), T0, chat)
+    for sender in SENDERS:
+        taking_over.process(heard(sender, T0), T0, chat)
+    assert taking_over.tick(T0) == T0 + 2 * HOUR
+    assert chat_records(taking_over) == chat_records(previous)
+
+
+def test_a_clock_that_moved_without_deltas_is_committed() -> None:
+    board, chat = owner_at(T0 + HOUR)
+    for sender in SENDERS:
+        board.process(heard(sender, T0 + 2 * HOUR), T0, chat)
+    board.process(progress(T0 + 2 * HOUR), T0, chat)
+    assert board.tick(T0) == T0 + 2 * HOUR
+    board.flush()
+    assert board.store.restore(chat) == {"applied": {"i0": [1, 0]}, "clock": T0 + 2 * HOUR}
+
+
+def test_a_mark_from_before_the_clock_was_kept_still_gives_the_positions() -> None:
+    """Changelogs written by earlier versions: positions alone, no clock."""
+    previous, chat = owner_at(T0 + HOUR)
+    store = previous.store.replayed()
+    store.marks[chat] = store.marks[chat]["applied"]
+    taking_over = BoardStage(SETTINGS, store, senders=SENDERS)
+    taking_over.adopt(chat)
+    assert taking_over.tick(T0) is None, "no clock until its senders report one"
+    taking_over.process(fcr("i0", 1, +1), T0, chat)
+    assert taking_over.stats.redelivered["interactions"] == 1
