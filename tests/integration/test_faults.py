@@ -102,6 +102,24 @@ def kpi_series(workers: list[Worker]) -> dict[tuple[str, tuple[tuple[str, str], 
     return dict(totals)
 
 
+def served_twice(workers: list[Worker]) -> list[str]:
+    """Channels whose KPIs two live workers serve: the old owner until its side
+    of a rebalance is over, the new one as soon as it has adopted them."""
+    seen: defaultdict[str, int] = defaultdict(int)
+    for worker in workers:
+        if worker.process is None or worker.process.poll() is not None:
+            continue
+        for channel in {
+            value
+            for name, labels in worker.samples()
+            if name.startswith("cc_kpi_")
+            for label, value in labels
+            if label == "channel"
+        }:
+            seen[channel] += 1
+    return sorted(channel for channel, count in seen.items() if count > 1)
+
+
 def settled_outputs(deployment: Deployment, facts: naive.Facts, timeout: float = 240) -> Outputs:
     """Wait until the snapshot equals the naive KPIs and every output has caught
     up with it, then read all three."""
@@ -136,9 +154,10 @@ def settled_outputs(deployment: Deployment, facts: naive.Facts, timeout: float =
     channels = {key.split("|", 1)[0] for key in redis}
 
     def metrics_stable() -> dict | None:
-        """The KPIs of every channel of the snapshot served (after a
-        rebalance, by its new owner once it has recovered the channel's board
-        and its clock), and the same a moment later."""
+        """The KPIs of every channel of the snapshot served, each by one
+        worker (after a rebalance, by its new owner once it has recovered the
+        channel's board and its clock, and no longer by its old one), and the
+        same a moment later."""
         first = kpi_series(deployment.workers)
         served = {
             value
@@ -149,6 +168,9 @@ def settled_outputs(deployment: Deployment, facts: naive.Facts, timeout: float =
         }
         if not channels <= served:
             unsettled[0] = f"channels not served: {sorted(channels - served)}"
+            return None
+        if twice := served_twice(deployment.workers):
+            unsettled[0] = f"channels served by two workers (a handover under way): {twice}"
             return None
         time.sleep(1.5)
         second = kpi_series(deployment.workers)
