@@ -86,12 +86,13 @@ def settle(
     depended on them: those contacts started before clock - lateness, so no
     contact can still arrive before them. Freezing only when something goes
     keeps a margin of R against clocks that run ahead on another path."""
+    # The start alone rules out most contacts, without building their ends.
     forget_before = clock_ms - lateness_ms - window_ms
     gone = [
         iid
         for iid, contact in history.contacts.items()
         if contact.start_ts < forget_before
-        and max([contact.start_ts, *(end.ts for end in contact.ends)]) < clock_ms - keep_ms
+        and departure_ms(contact, lateness_ms, window_ms, keep_ms) <= clock_ms
     ]
     if not gone:
         return
@@ -105,8 +106,7 @@ def settle(
 
 
 def departure_ms(contact: ContactFacts, lateness_ms: int, window_ms: int, keep_ms: int) -> int:
-    """The earliest clock at which `settle` forgets `contact` (settle itself
-    tests the two conditions apart: most contacts fail the first)."""
+    """The earliest clock at which `settle` forgets `contact`."""
     last = max([contact.start_ts, *(end.ts for end in contact.ends)])
     return max(contact.start_ts + lateness_ms + window_ms, last + keep_ms) + 1
 
