@@ -12,7 +12,11 @@ which is what Prometheus counters need.
 Each channel has its own clock. A worker that takes over a channel (its
 partition moved here) still has that channel's deltas to read, from where the
 previous owner stopped; carried to the clock of the channels it read all along,
-it would settle buckets those deltas still change.
+it would settle buckets those deltas still change. It resumes the channel at
+the clock the previous owner committed (`resume`): the windows are served from
+there at once, and the settling ring waits for the new owner's own clock, as
+the previous owner's would have, so that a correction in the backlog still
+finds its bucket.
 """
 
 from __future__ import annotations
@@ -74,6 +78,9 @@ class Board:
         self.live: dict[Hashable, dict[Key, Live]] = {}
         self.clocks: dict[str, int] = {}
         """Per channel: the time its windows were last moved to."""
+        self.resumed: set[str] = set()
+        """Channels whose windows stand at a clock they were resumed at, and
+        whose settling rings wait for a clock of this board's (`resume`)."""
         self.dirty: set[BucketId] = set()
         self.removed: set[BucketId] = set()
         self.settled_dirty: set[Key] = set()
@@ -92,11 +99,15 @@ class Board:
             state = self.keys[key] = KeyState(self._rings())
             clock = self.clocks.get(key[0])
             if clock is not None:
-                self._advance_key(key, state, clock)
+                self._advance_key(key, state, clock, settle=key[0] not in self.resumed)
         return state
 
-    def _advance_key(self, key: Key, state: KeyState, clock_ms: int) -> None:
+    def _advance_key(
+        self, key: Key, state: KeyState, clock_ms: int, *, windows: bool = True, settle: bool = True
+    ) -> None:
         for ring_id, ring in state.rings.items():
+            if not (settle if ring_id == SETTLE else windows):
+                continue
             for index, bucket in ring.advance(clock_ms):
                 self.removed.add((key, ring_id, index))
                 self.dirty.discard((key, ring_id, index))
@@ -127,17 +138,39 @@ class Board:
         return min(self.clocks.values(), default=None)
 
     def advance(self, clock_ms: int, channels: Iterable[str]) -> None:
-        """Move the windows of `channels` to `clock_ms`; never backwards."""
-        moved = set()
+        """Move the windows of `channels` to `clock_ms`; never backwards. The
+        settling ring of a channel resumed ahead of `clock_ms` moves to it alone."""
+        moved, settling = set(), set()
         for channel in channels:
             current = self.clocks.get(channel)
             if current is None or clock_ms > current:
                 self.clocks[channel] = clock_ms
                 moved.add(channel)
-        if moved:
+                self.resumed.discard(channel)
+            elif channel in self.resumed:
+                settling.add(channel)
+                if clock_ms == current:
+                    self.resumed.discard(channel)
+        if moved or settling:
             for key, state in self.keys.items():
                 if key[0] in moved:
                     self._advance_key(key, state, clock_ms)
+                elif key[0] in settling:
+                    self._advance_key(key, state, clock_ms, windows=False)
+
+    def resume(self, clock_ms: int, channels: Iterable[str]) -> None:
+        """Serve `channels`, restored from the changelog, at the clock their
+        state was committed at, before this board has a clock of its own for
+        them. Only their windows move there: their settling rings wait for this
+        board's clock (`advance`), as corrections still to come may belong to
+        buckets the previous owner's clock had settled."""
+        channels = [c for c in channels if c not in self.clocks]
+        for channel in channels:
+            self.clocks[channel] = clock_ms
+            self.resumed.add(channel)
+        for key, state in self.keys.items():
+            if key[0] in channels:
+                self._advance_key(key, state, clock_ms, settle=False)
 
     def set_live(self, source: Hashable, gauges: dict[Key, Live]) -> None:
         """Replace the queue gauges last reported by one source."""
@@ -163,7 +196,7 @@ class Board:
         self.keys[key] = state
         clock = self.clocks.get(key[0])
         if clock is not None:
-            self._advance_key(key, state, clock)
+            self._advance_key(key, state, clock, settle=key[0] not in self.resumed)
 
     def bucket(self, bucket_id: BucketId) -> Aggregate:
         key, ring_id, index = bucket_id
@@ -180,6 +213,7 @@ class Board:
         """Drop every key of a channel, and its clock (its partition moved to
         another worker)."""
         self.clocks.pop(channel, None)
+        self.resumed.discard(channel)
         for key in [k for k in self.keys if k[0] == channel]:
             del self.keys[key]
         self.dirty = {b for b in self.dirty if b[0][0] != channel}

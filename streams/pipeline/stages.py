@@ -807,7 +807,7 @@ class BoardStage:
             [c for c in self.cap.channels() if self.partition_of(c) == partition],
         )
         if clock is not None:
-            self.board.advance(clock, self.channels_of.get(partition, ()))
+            self.board.resume(clock, self.channels_of.get(partition, ()))
 
     def release(self, partition: int) -> None:
         self.owned.discard(partition)
@@ -884,17 +884,18 @@ class BoardStage:
         adopted at), else None: a snapshot waits for that, or a channel taken
         over and not yet clocked would vanish from Redis and cc.kpis until it is."""
         for partition, clock in self.clocks(wall_ms).items():
-            if clock > self._clock_of(partition, default=-1):
-                self.board.advance(clock, self.channels_of[partition])
+            before = self._clock_of(partition)
+            self.board.advance(clock, self.channels_of[partition])
+            if self._clock_of(partition) != before:
                 self.marked.add(partition)
         if any(self._clock_of(p) is None for p in self.held()):
             return None
         return self.board.clock_ms
 
-    def _clock_of(self, partition: int, default: int | None = None) -> int | None:
+    def _clock_of(self, partition: int) -> int | None:
         """Where the channels of `partition` stand (they move together)."""
         channels = self.channels_of.get(partition)
-        return self.board.clocks.get(channels[0], default) if channels else default
+        return self.board.clocks.get(channels[0]) if channels else None
 
     def flush(self) -> None:
         """Write every changed bucket and settled total to the store."""

@@ -86,3 +86,36 @@ def test_settled_totals_never_go_down_and_account_for_every_contribution(
     )
     dropped = b.dropped[("chat", "resolved_first_contact")]
     assert settled_fcr(b) + pending == applied + dropped
+
+
+def restored(b: Board) -> Board:
+    """A new board holding `b`'s key as the changelog has it."""
+    state = b.keys[KEY]
+    buckets = [(ring, i, agg) for ring, window in state.rings.items() for i, agg in window.items()]
+    fresh = board()
+    fresh.restore_key(KEY, buckets, state.settled)
+    return fresh
+
+
+def test_a_resumed_channel_is_served_at_once_and_settles_on_its_own_clock() -> None:
+    """Its windows stand where they were committed; its settling ring waits for
+    the board's own clock, so a correction to a bucket settled before the
+    hand-over still applies, as long as it comes before that clock."""
+    before = board()
+    before.apply(KEY, 0, FCR, 1, 1)
+    before.apply(KEY, 55 * MINUTE, FCR, 1, 1)
+    before.advance(60 * MINUTE, ["chat"])
+    assert settled_fcr(before) == 1
+    after = restored(before)
+    after.resume(60 * MINUTE, ["chat"])
+    assert after.records({5 * MINUTE: "5m", 60 * MINUTE: "1h"}) == before.records(
+        {5 * MINUTE: "5m", 60 * MINUTE: "1h"}
+    )
+    after.apply(KEY, 0, FCR, 1, -1)
+    after.advance(30 * MINUTE, ["chat"])
+    assert after.clocks["chat"] == 60 * MINUTE, "the windows never go back"
+    after.advance(60 * MINUTE, ["chat"])
+    assert settled_fcr(after) == 0
+    assert not after.dropped
+    after.apply(KEY, 0, FCR, 1, -1)
+    assert after.dropped, "once settled on its own clock, a late correction is too late"

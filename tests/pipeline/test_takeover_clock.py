@@ -169,3 +169,21 @@ def test_a_mark_from_before_the_clock_was_kept_still_gives_the_positions() -> No
     assert taking_over.tick(T0) is None, "no clock until its senders report one"
     taking_over.process(fcr("i0", 1, +1), T0, chat)
     assert taking_over.stats.redelivered["interactions"] == 1
+
+
+def test_a_correction_taken_over_still_reaches_a_bucket_the_previous_owner_settled() -> None:
+    """The channel is served at the committed clock, but its settling waits for
+    the new owner's senders: a withdrawn FCR in the backlog, read before they
+    report that clock, is not too late."""
+    previous, chat = owner_at(T0 + 3 * HOUR)
+    assert settled_fcr(previous) == 1
+    taking_over = BoardStage(SETTINGS, previous.store.replayed(), senders=SENDERS)
+    taking_over.adopt(chat)
+    assert taking_over.tick(T0) == T0 + 3 * HOUR
+    taking_over.process(fcr("c0", 5, -1), T0, chat)
+    taking_over.process(progress(T0 + 3 * HOUR), T0, chat)
+    for sender in SENDERS:
+        taking_over.process(heard(sender, T0 + 3 * HOUR), T0, chat)
+    taking_over.tick(T0)
+    assert settled_fcr(taking_over) == 0
+    assert not taking_over.stats.dropped_retractions
