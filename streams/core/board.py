@@ -97,10 +97,14 @@ class Board:
         state = self.keys.get(key)
         if state is None:
             state = self.keys[key] = KeyState(self._rings())
-            clock = self.clocks.get(key[0])
-            if clock is not None:
-                self._advance_key(key, state, clock, settle=key[0] not in self.resumed)
+            self._catch_up(key, state)
         return state
+
+    def _catch_up(self, key: Key, state: KeyState) -> None:
+        """Bring a key new to the board to where its channel stands."""
+        clock = self.clocks.get(key[0])
+        if clock is not None:
+            self._advance_key(key, state, clock, settle=key[0] not in self.resumed)
 
     def _advance_key(
         self, key: Key, state: KeyState, clock_ms: int, *, windows: bool = True, settle: bool = True
@@ -194,9 +198,7 @@ class Board:
             else:
                 self.removed.add((key, ring_id, index))
         self.keys[key] = state
-        clock = self.clocks.get(key[0])
-        if clock is not None:
-            self._advance_key(key, state, clock, settle=key[0] not in self.resumed)
+        self._catch_up(key, state)
 
     def bucket(self, bucket_id: BucketId) -> Aggregate:
         key, ring_id, index = bucket_id
