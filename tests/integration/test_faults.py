@@ -11,7 +11,7 @@ import random
 import signal
 import subprocess
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +24,7 @@ from tests.integration.pipeline_runner import (
     INPUTS,
     OUTPUTS,
     Deployment,
+    Samples,
     Worker,
     feed_messages,
     wait_for,
@@ -91,32 +92,36 @@ def kpi_fields(records: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def kpi_series(workers: list[Worker]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    totals: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
-    for worker in workers:
-        if worker.process is None or worker.process.poll() is not None:
-            continue
-        for (name, labels), value in worker.samples().items():
+def live_samples(workers: list[Worker]) -> list[Samples]:
+    """One scrape of each live worker's /metrics."""
+    return [w.samples() for w in workers if w.process is not None and w.process.poll() is None]
+
+
+def kpi_series(scrapes: list[Samples]) -> Samples:
+    """The series about the contacts, summed over the workers."""
+    totals: Samples = defaultdict(float)
+    for samples in scrapes:
+        for (name, labels), value in samples.items():
             if name.startswith("cc_") and not name.startswith(PROCESS_LOCAL):
                 totals[(name, labels)] += value
     return dict(totals)
 
 
-def served_twice(workers: list[Worker]) -> list[str]:
-    """Channels whose KPIs two live workers serve: the old owner until its side
-    of a rebalance is over, the new one as soon as it has adopted them."""
-    seen: defaultdict[str, int] = defaultdict(int)
-    for worker in workers:
-        if worker.process is None or worker.process.poll() is not None:
-            continue
-        for channel in {
-            value
-            for name, labels in worker.samples()
-            if name.startswith("cc_kpi_")
-            for label, value in labels
-            if label == "channel"
-        }:
-            seen[channel] += 1
+def kpi_channels(samples: Samples) -> set[str]:
+    """The channels whose KPIs a scrape (or a sum of scrapes) serves."""
+    return {
+        value
+        for name, labels in samples
+        if name.startswith("cc_kpi_")
+        for label, value in labels
+        if label == "channel"
+    }
+
+
+def served_twice(scrapes: list[Samples]) -> list[str]:
+    """Channels whose KPIs two workers serve: the old owner until its side of a
+    rebalance is over, the new one as soon as it has adopted them."""
+    seen = Counter(channel for samples in scrapes for channel in kpi_channels(samples))
     return sorted(channel for channel, count in seen.items() if count > 1)
 
 
@@ -158,22 +163,17 @@ def settled_outputs(deployment: Deployment, facts: naive.Facts, timeout: float =
         worker (after a rebalance, by its new owner once it has recovered the
         channel's board and its clock, and no longer by its old one), and the
         same a moment later."""
-        first = kpi_series(deployment.workers)
-        served = {
-            value
-            for name, labels in first
-            if name.startswith("cc_kpi_")
-            for label, value in labels
-            if label == "channel"
-        }
+        scrapes = live_samples(deployment.workers)
+        first = kpi_series(scrapes)
+        served = kpi_channels(first)
         if not channels <= served:
             unsettled[0] = f"channels not served: {sorted(channels - served)}"
             return None
-        if twice := served_twice(deployment.workers):
+        if twice := served_twice(scrapes):
             unsettled[0] = f"channels served by two workers (a handover under way): {twice}"
             return None
         time.sleep(1.5)
-        second = kpi_series(deployment.workers)
+        second = kpi_series(live_samples(deployment.workers))
         moved = sorted(
             (k for k in set(first) | set(second) if first.get(k) != second.get(k)), key=str
         )
