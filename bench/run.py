@@ -879,6 +879,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"bench: unknown variant(s): {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
+    if args.profile is not None and not Path(PY_SPY).is_file():
+        print(
+            f"bench: --profile needs py-spy ({PY_SPY}): pip install -e '.[bench]'", file=sys.stderr
+        )
+        return 2
     first_port, last_port = [*args.metrics_ports, args.metrics_ports[0] + 99][:2]
     env = Env(
         args.kafka_port,
