@@ -6,10 +6,15 @@ Record (the worker as a child of py-spy, so no ptrace rights are needed):
         python -m faust -A streams.pipeline.app --loop uvloop worker -l warn
 Summarise:
     python -m bench.profile prof.txt
+
+Two cuts of the same samples: by where the time goes (the buckets below), and
+by whose code runs, ours or the libraries' (`owners`). The second answers what
+the pipeline would cost with its KPI code free.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -34,17 +39,49 @@ BUCKETS = (
 )
 OTHER = "event loop and socket I/O (uvloop, native), timers, other Faust services"
 
+LIBRARIES = re.compile(r"\((?:faust|aiokafka|mode|kafka|prometheus_client|redis|aiohttp)/")
+OUTPUTS = ("streams/publish/", "report_live (", "publish_snapshot (", "Metrics.get (")
+STARTUP = "startup: imports"
+OWNERS = (
+    "streams: KPI code (decode, stages, commit bookkeeping)",
+    "streams: outputs (/metrics, snapshot, live gauges)",
+    "libraries called from the agents (sends, takes, changelog batches)",
+    "libraries on their own (fetching, drain loop, producer, timers)",
+    "no Python frame",
+    "standard library only (event loop, threads)",
+    STARTUP,
+)
 
-def buckets(path: Path) -> tuple[int, Counter[str]]:
-    """Samples per bucket; a sample counts in the first bucket any frame matches."""
-    total, counts = 0, Counter[str]()
+
+def owner(stack: list[str]) -> str:
+    """Whose code a sample is in: the innermost frame that is ours or a
+    library's decides (standard-library frames belong to their caller)."""
+    if stack == [""]:
+        return OWNERS[4]
+    if any("_find_and_load" in frame for frame in stack):
+        return STARTUP
+    for frame in reversed(stack):
+        if "streams/" in frame:
+            outputs = any(mark in frame for frame in stack for mark in OUTPUTS)
+            return OWNERS[1] if outputs else OWNERS[0]
+        if LIBRARIES.search(frame):
+            ours_above = any("streams/" in frame for frame in stack)
+            return OWNERS[2] if ours_above else OWNERS[3]
+    return OWNERS[5]
+
+
+def buckets(path: Path) -> tuple[int, Counter[str], Counter[str]]:
+    """Samples per bucket (a sample counts in the first bucket any frame
+    matches) and per owner."""
+    total, counts, owners = 0, Counter[str](), Counter[str]()
     for line in path.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
         samples = int(n)
         total += samples
         label = next((name for name, keys in BUCKETS if any(k in stack for k in keys)), OTHER)
         counts[label] += samples
-    return total, counts
+        owners[owner(stack.split(";"))] += samples
+    return total, counts, owners
 
 
 def main() -> int:
@@ -52,13 +89,18 @@ def main() -> int:
         print("usage: python -m bench.profile PY_SPY_RAW_FILE", file=sys.stderr)
         return 2
     try:
-        total, counts = buckets(Path(sys.argv[1]))
+        total, counts, owners = buckets(Path(sys.argv[1]))
     except ValueError:
         print(f"{sys.argv[1]}: not a py-spy raw (folded) profile", file=sys.stderr)
         return 2
     print(f"| where | share of {total:,} samples |\n|---|---:|")
     for label, n in counts.most_common():
         print(f"| {label} | {n / total:.1%} |")
+    running = total - owners[STARTUP]
+    print(f"\n| whose code | share of {total:,} samples | share without startup |\n|---|---:|---:|")
+    for label in OWNERS:
+        share = "" if label == STARTUP else f"{owners[label] / running:.1%}"
+        print(f"| {label} | {owners[label] / total:.1%} | {share} |")
     return 0
 
 
