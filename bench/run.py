@@ -57,9 +57,13 @@ BATCH_SIZE = 100
 SKIP_PERCENT = 5
 """Timing starts once this share of the events is through: start-up, group
 join and the first (possibly huge) batch are not throughput."""
-SETTLE_SECONDS = 15.0
+SETTLE_SECONDS = 80.0
 """How long the memory part watches a drained worker for its RSS: longer than
-the worker's free-memory release interval (10 s)."""
+the worker's expiry interval (60 s) and the allocator's release of what that
+frees (10 s), so that the lowest reading follows an expiry pass. At the end of
+a step the worker holds up to a minute's worth of contacts that are already due
+(about 80,000 entries a tick in this data), and a shorter watch read
+whatever the phase of the last tick left."""
 PREFIX = {SINGLE: "bench.s", BATCHED: "bench.b"}
 VARIANTS = ("raw", "floor", "baseline", "pipeline", "head")
 """`head` is the pipeline of the last commit (`git archive HEAD`), to compare
