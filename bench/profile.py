@@ -41,33 +41,29 @@ OTHER = "event loop and socket I/O (uvloop, native), timers, other Faust service
 
 LIBRARIES = re.compile(r"\((?:faust|aiokafka|mode|kafka|prometheus_client|redis|aiohttp)/")
 OUTPUTS = ("streams/publish/", "report_live (", "publish_snapshot (", "Metrics.get (")
+KPI = "streams: KPI code (decode, stages, commit bookkeeping)"
+OUTPUT = "streams: outputs (/metrics, snapshot, live gauges)"
+CALLED = "libraries called from the agents (sends, takes, changelog batches)"
+OWN = "libraries on their own (fetching, drain loop, producer, timers)"
+NO_FRAME = "no Python frame"
+STDLIB = "standard library only (event loop, threads)"
 STARTUP = "startup: imports"
-OWNERS = (
-    "streams: KPI code (decode, stages, commit bookkeeping)",
-    "streams: outputs (/metrics, snapshot, live gauges)",
-    "libraries called from the agents (sends, takes, changelog batches)",
-    "libraries on their own (fetching, drain loop, producer, timers)",
-    "no Python frame",
-    "standard library only (event loop, threads)",
-    STARTUP,
-)
+OWNERS = (KPI, OUTPUT, CALLED, OWN, NO_FRAME, STDLIB, STARTUP)
 
 
 def owner(stack: list[str]) -> str:
     """Whose code a sample is in: the innermost frame that is ours or a
     library's decides (standard-library frames belong to their caller)."""
     if stack == [""]:
-        return OWNERS[4]
+        return NO_FRAME
     if any("_find_and_load" in frame for frame in stack):
         return STARTUP
     for frame in reversed(stack):
         if "streams/" in frame:
-            outputs = any(mark in frame for frame in stack for mark in OUTPUTS)
-            return OWNERS[1] if outputs else OWNERS[0]
+            return OUTPUT if any(m in f for f in stack for m in OUTPUTS) else KPI
         if LIBRARIES.search(frame):
-            ours_above = any("streams/" in frame for frame in stack)
-            return OWNERS[2] if ours_above else OWNERS[3]
-    return OWNERS[5]
+            return CALLED if any("streams/" in f for f in stack) else OWN
+    return STDLIB
 
 
 def buckets(path: Path) -> tuple[int, Counter[str], Counter[str]]:
