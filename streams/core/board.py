@@ -168,12 +168,12 @@ class Board:
         them. Only their windows move there: their settling rings wait for this
         board's clock (`advance`), as corrections still to come may belong to
         buckets the previous owner's clock had settled."""
-        channels = [c for c in channels if c not in self.clocks]
-        for channel in channels:
+        fresh = {c for c in channels if c not in self.clocks}
+        for channel in fresh:
             self.clocks[channel] = clock_ms
-            self.resumed.add(channel)
+        self.resumed |= fresh
         for key, state in self.keys.items():
-            if key[0] in channels:
+            if key[0] in fresh:
                 self._advance_key(key, state, clock_ms, settle=False)
 
     def set_live(self, source: Hashable, gauges: dict[Key, Live]) -> None:
