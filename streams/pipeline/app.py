@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -647,8 +647,13 @@ async def _ingest_locked(stream: faust.StreamT, batch: list[Any]) -> None:
 
 @app.timer(interval=2.0)
 async def read_stalled_inputs() -> None:
-    """Input partitions with unread messages that deliver nothing: their
-    messages are read from the log (streams.pipeline.continuity, `Stalls`)."""
+    """Input partitions whose messages ingest has not processed and whose
+    position stays put: their messages are read from the log
+    (streams.pipeline.continuity, `Stalls`). Judged by what ingest processed,
+    the view that holds the clocks (`_unprocessed`): judged by what Faust
+    delivered, a message its monitor counted but ingest never got (a take
+    buffer emptied at a rebalance) left a partition holding the clocks for
+    good, with nothing ever read again."""
     if not _ready() or not ingest_stream:
         return
     _sync()
@@ -657,9 +662,9 @@ async def read_stalled_inputs() -> None:
     # Held or aligned input partitions are not taken from by design: not a
     # stall, and their wait starts afresh once they are released.
     lagging = (
-        [] if input_hold.holding else [s for s in _undelivered() if TP(*s) not in paused_inputs]
+        [] if input_hold.holding else [s for s in _unprocessed() if TP(*s) not in paused_inputs]
     )
-    behind = {TP(*source): _next_offset(source) for source in lagging}
+    behind = {TP(*source): ingest_stage.taken.get(source) for source in lagging}
     for tp in stalls.stalled(behind, time.monotonic()):
         end = ends.get((tp.topic, tp.partition))
         if end is not None:
@@ -676,22 +681,28 @@ async def _refresh_input_ends() -> None:
 
 
 async def _read_stalled(tp: TP, end: int) -> None:
-    """Up to STALL_READ_MAX of the messages of `tp` before `end`, read from the
-    log and ingested as if Faust had delivered them; unless a message of `tp`
-    came meanwhile (the ingest agent then finds what is missing)."""
+    """Up to STALL_READ_MAX of the messages of `tp` before `end`, from the one
+    after the last that ingest processed (or the group's committed offset),
+    read from the log and ingested as if Faust had delivered them; unless
+    ingest took or processed a message of `tp` meanwhile. Those it had taken
+    before may come twice: the interaction stage drops them by `event_id`."""
+    source = (tp.topic, tp.partition)
+    processed = ingest_stage.taken.get(source)
     expected = continuity.next_offset(tp)
-    start = expected
-    if start is None:
-        start = (await refetcher.starts(app.conf.id, {(tp.topic, tp.partition)}))[
-            (tp.topic, tp.partition)
-        ]
+    if processed is not None:
+        start = processed + 1
+    else:
+        start = (await refetcher.starts(app.conf.id, {source}))[source]
     stop = min(end, start + STALL_READ_MAX)
-    if stop <= start:
-        return
-    records = await refetcher.read(tp.topic, tp.partition, start, stop)
+    records = await refetcher.read(tp.topic, tp.partition, start, stop) if stop > start else []
     async with ingest_commits.working():
-        held = (tp.topic, tp.partition) in input_sources
-        if continuity.next_offset(tp) != expected or not held or not _ready():
+        if ingest_stage.taken.get(source) != processed or continuity.next_offset(tp) != expected:
+            return  # ingest took or processed a message of it meanwhile
+        if source not in input_sources or not _ready():
+            return
+        if stop <= start:
+            # Committed by the group already: Faust's record of it was behind.
+            ingest_stage.passed(source, start)
             return
         if expected is None:
             continuity.start(tp, start)
@@ -700,7 +711,7 @@ async def _read_stalled(tp: TP, end: int) -> None:
             continuity.has_gaps(tp)
         stats.input_gaps[tp.topic] += 1
         log.warning(
-            "%s[%d]: offsets %d..%d unread and nothing delivered for %.0f s; "
+            "%s[%d]: offsets %d..%d unprocessed, and none processed for %.0f s; "
             "read %d of them from the log",
             tp.topic,
             tp.partition,
@@ -711,6 +722,7 @@ async def _read_stalled(tp: TP, end: int) -> None:
         )
         if records:
             await _ingest_locked(ingest_stream[0], [_refetched(tp, r) for r in records])
+        ingest_stage.passed(source, stop)
 
 
 input_hold = InputHold(settings.max_internal_backlog)
@@ -773,7 +785,7 @@ def _align() -> None:
 def _input_times() -> tuple[dict[tuple[str, int], int | None], list[tuple[str, int]]]:
     """Each input partition's latest event time, and those with unread messages."""
     latest = {source: ingest_stage.watermark.latest(source) for source in input_sources}
-    return latest, _undelivered()
+    return latest, _unprocessed()
 
 
 def _count_pauses(started: set[tuple[str, int]]) -> None:
@@ -1054,42 +1066,16 @@ def _input_end_offsets() -> dict[tuple[str, int], int]:
     return ends
 
 
-def _next_offset(source: tuple[str, int]) -> int | None:
-    """The offset of the next message ingest takes from `source` (None: not
-    known yet): after the last one Faust delivered, or read from the log."""
-    taken = continuity.next_offset(TP(*source))
-    delivered = app.monitor.tp_read_offsets.get(TP(*source))
-    if delivered is not None:
-        return max(delivered + 1, taken or 0)
-    return taken
-
-
 def _unprocessed() -> list[tuple[str, int]]:
     """Input partitions with messages ingest has not processed yet: they hold
     the watermark (see `unread`). A batch Faust delivered is not processed
     until ingest has it under its lock: counted as read before, a partition
     whose last messages waited there (for a commit, a read from the log)
     looked idle, and the clocks passed its events."""
-    return _lagging(ingest_stage.taken)
-
-
-def _undelivered() -> list[tuple[str, int]]:
-    """Input partitions with messages Faust has not delivered yet: those
-    that stay so are stalled (`read_stalled_inputs`)."""
-    read = {}
-    for source in input_sources:
-        offset = _next_offset(source)
-        if offset is not None:
-            read[source] = offset - 1
-    return _lagging(read)
-
-
-def _lagging(read: Mapping[tuple[str, int], int]) -> list[tuple[str, int]]:
-    """Input partitions whose log ends past the message after `read`'s."""
     return unread(
         sorted(input_sources),
         _input_end_offsets(),
-        read,
+        ingest_stage.taken,
         {source: _committed(TP(*source)) for source in input_sources},
     )
 

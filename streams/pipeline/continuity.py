@@ -25,8 +25,8 @@ A loss at a partition's end shows no gap until the partition's next message,
 which may never come: the last messages of a restart's backlog were seen to
 wait there forever, holding the event clocks. Every internal partition gets a
 report every second; an input partition gets nothing, so one whose log ends
-past its next offset and that delivers nothing for a while is `Stalls`, and
-its missing messages are read from the log too.
+past the last message ingest processed, and whose position stays put for a
+while, is `Stalls`, and its missing messages are read from the log too.
 """
 
 from __future__ import annotations
@@ -79,17 +79,18 @@ class Continuity:
 
 
 class Stalls:
-    """Partitions with unread messages whose next offset stays the same for
-    `after_s` seconds: what Faust lost at their end (the module docstring)."""
+    """Partitions with unread messages whose position (an offset that moves as
+    they are processed) stays the same for `after_s` seconds: what Faust lost
+    at their end (the module docstring)."""
 
     def __init__(self, after_s: float) -> None:
         self.after_s = after_s
         self._since: dict[Hashable, tuple[int | None, float]] = {}
-        """Per partition behind: its next offset, and since when it is."""
+        """Per partition behind: its position, and since when it is."""
 
     def stalled(self, behind: Mapping[Hashable, int | None], now_s: float) -> list[Hashable]:
-        """`behind`: each partition with unread messages, and its next offset
-        (None: none taken since its assignment). Those stalled wait `after_s`
+        """`behind`: each partition with unread messages, and its position
+        (None: none processed since its assignment). Those stalled wait `after_s`
         again before they count as stalled once more."""
         since: dict[Hashable, tuple[int | None, float]] = {}
         stalled = []

@@ -229,6 +229,11 @@ class Ingest:
         self.watermark.touch(source, wall_ms)
         self.taken.pop(source, None)
 
+    def passed(self, source: tuple[str, int], offset: int) -> None:
+        """The messages of `source` before `offset` are done: read from the
+        log with nothing else there, or committed by the group."""
+        self.taken[source] = max(offset - 1, self.taken.get(source, -1))
+
     def progress(self, wall_ms: int) -> list[list[Any]]:
         """Per input partition: [topic, partition, latest event ts (None: none
         yet), ms since it last delivered, whether it has unread messages]: what

@@ -113,3 +113,19 @@ def test_a_partition_assigned_again_is_read_from_its_committed_offset() -> None:
     ingest.process([(*calls0, 40, started(1, T0))], 0, Outbox())
     ingest.assigned(calls0, 0)
     assert unread([calls0], {calls0: 41}, ingest.taken, committed={calls0: 10}) == [calls0]
+
+
+def test_a_partition_read_from_the_log_to_its_end_holds_the_watermark_no_more() -> None:
+    """Faust's record of the committed offset lags the group's (or a range
+    read from the log had no more records): what the stall check found done
+    is done, and a position already further on stays."""
+    calls0, calls1 = ("cc.calls", 0), ("cc.calls", 1)
+    ingest = Ingest(SETTINGS, Stats())
+    ends = {calls0: 41, calls1: 41}
+    committed = {calls0: 10, calls1: 10}
+    assert unread([calls0, calls1], ends, ingest.taken, committed) == [calls0, calls1]
+    ingest.passed(calls0, 41)
+    ingest.process([(*calls1, 40, started(1, T0))], 0, Outbox())
+    ingest.passed(calls1, 30)
+    assert ingest.taken == {calls0: 40, calls1: 40}
+    assert unread([calls0, calls1], ends, ingest.taken, committed) == []
