@@ -10,6 +10,7 @@ import statistics
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench.common import ROOT
 from bench.run import BATCHED, SETTLE_SECONDS, SINGLE, VARIANTS, Results
@@ -43,6 +44,12 @@ def code_state() -> str:
     if files:
         state += f" plus uncommitted changes to {', '.join(f'`{f}`' for f in files)}"
     return state
+
+
+def _heap(memory: dict[str, Any], mark: int, which: int) -> str:
+    """Live bytes (0) or resident pages (1) of the heap after `mark` events."""
+    value = memory.get("heap", {}).get(mark, (0.0, 0.0))[which]
+    return _mib(value) if value else "none"
 
 
 def _mib(n: float) -> str:
@@ -154,12 +161,17 @@ def generated(results: Results) -> list[str]:
             f"### Memory ({args.customers:,} customers, batches of 100, one worker, "
             f"{mem['seconds']:.0f} s)",
             "",
-            f"| events | RSS once drained (lowest over {SETTLE_SECONDS:.0f} s) | peak RSS so far |",
-            "|---:|---:|---:|",
+            f"| events | RSS once drained (lowest over {SETTLE_SECONDS:.0f} s) | peak RSS so far "
+            "| heap: live bytes | heap: resident pages |",
+            "|---:|---:|---:|---:|---:|",
             *(
-                f"| {mark:,} | {_mib(rss)} | {_mib(mem['peak'][mark])} |"
+                f"| {mark:,} | {_mib(rss)} | {_mib(mem['peak'][mark])} | "
+                f"{_heap(mem, mark, 0)} | {_heap(mem, mark, 1)} |"
                 for mark, rss in sorted(mem["rss"].items())
             ),
+            "",
+            "The heap's figures are jemalloc's counts (`cc_heap_allocated_bytes`, "
+            "`cc_heap_resident_bytes`) at the end of the reading; none on Python's own allocator.",
         ]
         state = mem.get("customers_state") or {}
         if state.get("keys"):

@@ -667,6 +667,8 @@ class Bench:
         proc = self.start_pipeline(app_id, self.pipeline_config(app_id, prefix, "event"), port)
         rss: dict[int, int] = {}
         peak: dict[int, int] = {}
+        heap: dict[int, tuple[float, float]] = {}
+        """Live bytes and resident pages of the worker's heap (jemalloc's counts)."""
         started = time.monotonic()
         done = 0
         # One tracker for every checkpoint, made once the internal topics
@@ -694,9 +696,15 @@ class Bench:
                 wait_for(f"{mark:,} events through", tracker.drained, self.args.timeout, [proc])
                 rss[mark] = settled_rss(proc.popen.pid, SETTLE_SECONDS)
                 peak[mark] = rss_bytes(proc.popen.pid)[1]
+                metrics = scrape(port)
+                heap[mark] = (
+                    total(metrics, "cc_heap_allocated_bytes"),
+                    total(metrics, "cc_heap_resident_bytes"),
+                )
                 print(
                     f"  memory: RSS {rss[mark] / 2**20:.0f} MiB after {mark:,} events "
-                    f"(peak so far {peak[mark] / 2**20:.0f} MiB)",
+                    f"(peak so far {peak[mark] / 2**20:.0f} MiB; heap: "
+                    f"{heap[mark][0] / 2**20:.0f} MiB live, {heap[mark][1] / 2**20:.0f} resident)",
                     flush=True,
                 )
         finally:
@@ -707,6 +715,7 @@ class Bench:
         self.results.memory = {
             "rss": rss,
             "peak": peak,
+            "heap": heap,
             "seconds": time.monotonic() - started,
             "customers_state": state,
         }

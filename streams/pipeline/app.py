@@ -43,6 +43,7 @@ from streams.pipeline.backpressure import InputHold, MessageSizes, backlog
 from streams.pipeline.changelog import BatchedChangelog
 from streams.pipeline.committer import Committer
 from streams.pipeline.continuity import Continuity, Stalls
+from streams.pipeline.heap import JemallocStats
 from streams.pipeline.memory import release_free_memory
 from streams.pipeline.outgoing import Outgoing
 from streams.pipeline.refetch import Record, Refetcher
@@ -1103,9 +1104,11 @@ def _exposition() -> Exposition:
         input_held=input_hold.holding,
         input_skew_ms=alignment.skew_ms,
         inputs_ahead=len(alignment.paused),
+        heap=heap_stats.read(),
     )
 
 
+heap_stats = JemallocStats()
 metrics_registry = registry(_exposition)
 
 

@@ -24,6 +24,7 @@ from streams.config import NO_NETWORK
 from streams.core.aggregate import COUNTS, FRT_BUCKETS_SECONDS, Aggregate
 from streams.core.contribution import Key
 from streams.core.labels import NETWORK, QUEUE, LabelCap
+from streams.pipeline.heap import Heap
 from streams.pipeline.stages import Stats
 
 KEY_LABELS: Final = ("channel", "queue", "network")
@@ -113,6 +114,7 @@ class Exposition:
     input_held: bool = False
     input_skew_ms: int = 0
     inputs_ahead: int = 0
+    heap: Heap | None = None
 
 
 def _labels(record: dict[str, Any]) -> list[str]:
@@ -358,6 +360,19 @@ class KpiCollector(Collector):
             "pipeline.max_input_skew ahead of the slowest (input alignment).",
             value=exp.inputs_ahead,
         )
+        if exp.heap is not None:
+            yield GaugeMetricFamily(
+                "cc_heap_allocated_bytes",
+                "Bytes in live allocations of the worker's heap (jemalloc only): "
+                "its state and what is in flight.",
+                value=exp.heap.allocated,
+            )
+            yield GaugeMetricFamily(
+                "cc_heap_resident_bytes",
+                "Bytes of resident pages the worker's heap maps (jemalloc only): live "
+                "allocations, the allocator's metadata, and free pages not handed back yet.",
+                value=exp.heap.resident,
+            )
         lag = GaugeMetricFamily(
             "cc_consumer_lag_messages",
             "Messages behind the end of an input partition.",

@@ -8,6 +8,7 @@ from prometheus_client.registry import Collector
 
 from streams.config import Settings
 from streams.feed import Feed
+from streams.pipeline.heap import Heap
 from tests.pipeline.harness import (
     LocalPipeline,
     assert_promtool_clean,
@@ -64,3 +65,11 @@ def test_the_backpressure_gauges_show_the_last_measurement():
     assert "\ncc_internal_backlog_messages 340.0\n" in held
     assert "\ncc_internal_backlog_items 251000.0\n" in held
     assert "\ncc_input_held 1.0\n" in held
+
+
+def test_the_heap_gauges_show_what_jemalloc_counts_and_are_absent_without_it():
+    pipe, records = busy_board()
+    assert "cc_heap_" not in exposition(pipe, records, NOW).decode()
+    text = exposition(pipe, records, NOW, heap=Heap(allocated=700 << 20, resident=900 << 20))
+    assert "\ncc_heap_allocated_bytes 7.340032e+08\n" in text.decode()
+    assert "\ncc_heap_resident_bytes 9.437184e+08\n" in text.decode()
