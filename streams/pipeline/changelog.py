@@ -23,6 +23,8 @@ from typing import Any
 import faust
 import orjson
 
+from streams.pipeline.right_size import right_sized
+
 
 class BatchedChangelog:
     """What TableStore needs of a table (`data`, `send_changelog`), with the
@@ -47,7 +49,7 @@ class BatchedChangelog:
         if partition is None:
             raise ValueError("a changelog record needs its partition")
         if self.json_keys and type(key) is str:
-            key_bytes = orjson.dumps(key)
+            key_bytes = right_sized(orjson.dumps(key))
         else:
             key_bytes, _ = self.topic.prepare_key(key, self.table.key_serializer)
         serializer = value_serializer or self.table.value_serializer

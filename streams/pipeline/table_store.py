@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from streams.pipeline.right_size import right_sized
+
 MARK = "\x00commit|"
 """Key prefix of a partition's last commit record in a table (never a stage key)."""
 PART_BYTES = 512 * 1024
@@ -65,7 +67,7 @@ class TableStore:
     def _pend(self, partition: int, key: str, wire: bytes | None) -> None:
         writes = self.pending[partition]
         self.pending_bytes[partition] += len(wire or b"") - len(writes.get(key) or b"")
-        writes[key] = wire
+        writes[key] = None if wire is None else right_sized(wire)
 
     def scan(self) -> Iterable[str]:
         return [key for key in self.table.data if not key.startswith(MARK)]
@@ -112,6 +114,7 @@ class TableStore:
             self._tombstone(partition, part)
 
     def _send(self, partition: int, key: str, record: bytes) -> None:
+        record = right_sized(record)
         self.table.data[key] = record
         self.table.send_changelog(partition, key, record)
 
@@ -134,5 +137,5 @@ class TableStore:
             if wire is None:
                 self.table.data.pop(key, None)
             else:
-                self.table.data[key] = orjson.dumps(wire)
+                self.table.data[key] = right_sized(orjson.dumps(wire))
         return commit["mark"]

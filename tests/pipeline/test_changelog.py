@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from streams.pipeline.changelog import BatchedChangelog
 from tests.pipeline.test_committer import Producer
+from tests.pipeline.test_table_store import WRITES, traced_growth
 
 app = faust.App("changelog-test", store="memory://")
 table = app.Table("state", key_type=str, value_type=bytes, partitions=4)
@@ -35,3 +36,17 @@ def test_records_are_what_faust_writes(writes: list[tuple[str, bytes | None]]) -
     asyncio.run(changelog.send())
     sent = [record for _topic, _partition, records in producer.sent for record in records]
     assert sent == [faust_record(key, value) for key, value in writes]
+
+
+def test_records_waiting_to_be_sent_hold_only_their_own_bytes() -> None:
+    """orjson's buffer for a key's JSON is at least 4 KiB; a commit's records
+    wait in memory until Kafka has them (streams.pipeline.right_size)."""
+    changelog = BatchedChangelog(table, lambda: None)
+    values = [b"v" * 40 for _ in range(WRITES)]
+
+    def hold_all() -> None:
+        for n, value in enumerate(values):
+            changelog.send_changelog(n % 4, f"interaction-{n}", value)
+
+    held, _ = traced_growth(hold_all)
+    assert held < WRITES * 512, f"{held / WRITES:.0f} bytes a record"

@@ -3,9 +3,11 @@ restores the state and mark of one whole commit, never a mix of two."""
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+import tracemalloc
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -124,3 +126,46 @@ def test_parts_of_replaced_commits_are_deleted_before_and_after_a_restart() -> N
     left = recovered([*table.log, *after_crash.log], 0)
     assert [key for key in left.data if key.startswith(f"{MARK}0|")] == []
     assert TableStore(left).restore(0) == 3 and left.data["a"] == b"9" and left.data["b"] == b"2"
+
+
+WRITES = 2_000
+
+
+def traced_growth(work: Callable[[], Any]) -> tuple[int, Any]:
+    """Bytes `work` leaves allocated, and what it returned (kept alive)."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        result = work()
+        return tracemalloc.get_traced_memory()[0] - before, result
+    finally:
+        tracemalloc.stop()
+
+
+def test_writes_waiting_for_the_commit_hold_only_their_own_bytes() -> None:
+    """A board bucket's JSON is a few hundred bytes; orjson's buffer for it is at
+    least 4 KiB. A stage holds a commit's writes for up to a second, and in a
+    replay that was a third of the worker's memory (streams.pipeline.right_size)."""
+    store = TableStore(FakeTable())
+
+    def put_all() -> None:
+        for n in range(WRITES):
+            store.put(0, f"bucket-{n}", n, orjson.dumps({"n": n, "sum": n * 1.5}))
+
+    held, _ = traced_growth(put_all)
+    assert held < WRITES * 512, f"{held / WRITES:.0f} bytes a write"
+
+
+def test_a_restored_commit_holds_only_its_own_bytes() -> None:
+    """A commit cut off by a crash is completed from its record at restart; the
+    writes it puts back stay in the table until overwritten."""
+    table = FakeTable()
+    store = TableStore(table)
+    for n in range(WRITES):
+        store.put(0, f"k{n}", n, orjson.dumps({"n": n}))
+    store.commit({0: "mark"})
+    record_only = recovered(table.log[:1], 0)
+
+    held, mark = traced_growth(lambda: TableStore(record_only).restore(0))
+    assert mark == "mark" and len(record_only.data) == WRITES + 1
+    assert held < WRITES * 512, f"{held / WRITES:.0f} bytes a write"
