@@ -145,7 +145,7 @@ def traced_growth(work: Callable[[], Any]) -> tuple[int, Any]:
 def test_writes_waiting_for_the_commit_hold_only_their_own_bytes() -> None:
     """A board bucket's JSON is a few hundred bytes; orjson's buffer for it is at
     least 4 KiB. A stage holds a commit's writes for up to a second, and in a
-    replay that was a third of the worker's memory (streams.pipeline.right_size)."""
+    replay that was about half of the worker's peak memory (streams.pipeline.right_size)."""
     store = TableStore(FakeTable())
 
     def put_all() -> None:
