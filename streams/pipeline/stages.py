@@ -60,6 +60,12 @@ class Store(Protocol):
 
     def put(self, partition: int, key: str, value: Any, wire: bytes) -> None: ...
 
+    def put_bytes(self, partition: int, key: str, wire: bytes) -> None:
+        """Hold `wire` itself as the value, for state read too seldom to keep
+        decoded: its objects would take several times the bytes, spread over
+        the heap for as long as the key lives."""
+        ...
+
     def delete(self, partition: int, key: str) -> None: ...
 
     def scan(self) -> Iterable[str]:
@@ -327,7 +333,11 @@ def _array_elements(raw: bytes) -> list[bytes]:
 
 
 class Interactions:
-    """Interaction lifecycles; state: interaction_id -> its events (ordered)."""
+    """Interaction lifecycles; state: interaction_id -> its events (ordered).
+
+    An open interaction is held as its events, which the next one reads; a
+    closed one as their JSON: it is kept for the retention horizon, 24 hours
+    by default, and rarely read again."""
 
     def __init__(self, settings: Settings, store: Store, stats: Stats) -> None:
         self.settings = settings
@@ -450,7 +460,10 @@ class Interactions:
             else:
                 waiting[iid] = now_waiting
             wire = orjson.dumps([event_to_wire(e) for e in events])
-            self.store.put(partition, iid, events, wire)
+            if interaction.last_activity(events)[1]:
+                self.store.put_bytes(partition, iid, wire)
+            else:
+                self.store.put(partition, iid, events, wire)
             due.file(iid, events[-1].ts + soonest)
 
     def _consequences(
@@ -593,8 +606,6 @@ class Customers:
         value = self.store.get(customer)
         if value is None:
             return repeat.CustomerHistory()
-        if isinstance(value, repeat.CustomerHistory):
-            return value
         data = orjson.loads(value)
         contacts = {f.interaction_id: f for f in map(facts_from_wire, data["c"])}
         return repeat.CustomerHistory(contacts, dict(data["f"]))
@@ -608,7 +619,7 @@ class Customers:
         wire = orjson.dumps(
             {"c": [facts_to_wire(f) for f in history.contacts.values()], "f": history.frozen}
         )
-        self.store.put(partition, customer, history, wire)
+        self.store.put_bytes(partition, customer, wire)
 
     def clock(self, partition: int, wall_ms: int) -> int | None:
         if self.settings.clock == "wall":

@@ -31,9 +31,10 @@ class Changelogged(Protocol):
 
 
 class TableStore:
-    """A stage's Store over a Faust table: the table's dict holds live objects
-    (or the bytes read back from the changelog), the changelog gets the bytes
-    when the stage commits, the last write of each key only.
+    """A stage's Store over a Faust table: the table's dict holds live objects,
+    or bytes (those a stage puts as bytes, and those read back from the
+    changelog), the changelog gets the bytes when the stage commits, the last
+    write of each key only.
 
     A commit with marks is atomic per partition without Kafka transactions: it
     first writes one record holding the partition's writes and its mark, then
@@ -58,6 +59,11 @@ class TableStore:
 
     def put(self, partition: int, key: str, value: Any, wire: bytes) -> None:
         self.table.data[key] = value
+        self._pend(partition, key, right_sized(wire))
+
+    def put_bytes(self, partition: int, key: str, wire: bytes) -> None:
+        wire = right_sized(wire)
+        self.table.data[key] = wire
         self._pend(partition, key, wire)
 
     def delete(self, partition: int, key: str) -> None:
@@ -67,7 +73,7 @@ class TableStore:
     def _pend(self, partition: int, key: str, wire: bytes | None) -> None:
         writes = self.pending[partition]
         self.pending_bytes[partition] += len(wire or b"") - len(writes.get(key) or b"")
-        writes[key] = None if wire is None else right_sized(wire)
+        writes[key] = wire
 
     def scan(self) -> Iterable[str]:
         return [key for key in self.table.data if not key.startswith(MARK)]

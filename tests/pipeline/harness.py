@@ -45,6 +45,9 @@ class DictStore:
         self.data[key] = value
         self.writes.append((partition, key, wire))
 
+    def put_bytes(self, partition: int, key: str, wire: bytes) -> None:
+        self.put(partition, key, wire, wire)
+
     def delete(self, partition: int, key: str) -> None:
         self.data.pop(key, None)
         self.writes.append((partition, key, None))

@@ -169,3 +169,18 @@ def test_a_restored_commit_holds_only_its_own_bytes() -> None:
     held, mark = traced_growth(lambda: TableStore(record_only).restore(0))
     assert mark == "mark" and len(record_only.data) == WRITES + 1
     assert held < WRITES * 512, f"{held / WRITES:.0f} bytes a write"
+
+
+def test_a_value_put_as_bytes_is_held_once_at_its_own_size() -> None:
+    """The table's value and the write waiting for the commit are one copy of
+    the JSON, not orjson's buffer (streams.pipeline.right_size)."""
+    table = FakeTable()
+    store = TableStore(table)
+
+    def put_all() -> None:
+        for n in range(WRITES):
+            store.put_bytes(0, f"customer-{n}", orjson.dumps({"c": [[n, "chat"]], "f": {}}))
+
+    held, _ = traced_growth(put_all)
+    assert held < WRITES * 512, f"{held / WRITES:.0f} bytes a write"
+    assert all(table.data[key] is wire for key, wire in store.pending[0].items())
