@@ -21,6 +21,7 @@ import itertools
 import json
 import math
 import re
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -137,6 +138,10 @@ def test_channel_rollup_equals_the_sum_over_queues(prometheus_url: str) -> None:
     """What the recording rules compute from the leaves (queue!="*") equals the
     pipeline's own channel roll-up (queue="*"), evaluated at one instant."""
     leaves = 'queue!="*", network!="*"'
+    # Both queries at one instant, a few 1 s scrapes back so that no scrape
+    # still being written can land before it: a scrape between two "now"
+    # queries moved the leaves but not the roll-up (a flake seen in CI).
+    instant = f"{time.time() - 3:.3f}"
     rollup = 'queue="*", network=~"-|\\\\*"'
     for numerator, denominator, kpi in (
         ("answered_within_target", ("answered", "abandoned"), "service_level_ratio"),
@@ -153,11 +158,11 @@ def test_channel_rollup_equals_the_sum_over_queues(prometheus_url: str) -> None:
         exported = f"max by (job, channel, window) (cc_kpi_{kpi}{{{rollup}}})"
         ours = {
             _key(s): float(s["value"][1])
-            for s in api(prometheus_url, "query", query=computed)["result"]
+            for s in api(prometheus_url, "query", query=computed, time=instant)["result"]
         }
         theirs = {
             _key(s): float(s["value"][1])
-            for s in api(prometheus_url, "query", query=exported)["result"]
+            for s in api(prometheus_url, "query", query=exported, time=instant)["result"]
         }
         assert ours, f"no data for {kpi}"
         assert ours.keys() == theirs.keys(), kpi
