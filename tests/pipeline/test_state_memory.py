@@ -16,7 +16,7 @@ from streams.pipeline.table_store import TableStore
 from streams.pipeline.wire import event_from_wire
 from tests.pipeline.harness import LocalPipeline
 from tests.pipeline.test_expiry import SETTINGS, feed
-from tests.pipeline.test_table_store import FakeTable
+from tests.pipeline.test_table_store import FakeTable, recovered
 
 KEY_OVERHEAD = 160
 """Bytes a key costs whatever its value: the key's string and its dict slot."""
@@ -24,13 +24,8 @@ KEY_OVERHEAD = 160
 
 def last_records(table: FakeTable) -> dict[str, bytes]:
     """The changelog's last record of each key the table holds."""
-    last: dict[str, bytes] = {}
-    for _, key, wire in table.log:
-        if wire is None:
-            last.pop(key, None)
-        else:
-            last[key] = wire
-    return last
+    partitions = range(SETTINGS.internal_partitions)
+    return {key: wire for p in partitions for key, wire in recovered(table.log, p).data.items()}
 
 
 def closed(wire: bytes) -> bool:
