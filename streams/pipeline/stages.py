@@ -169,7 +169,8 @@ class Ingest:
         self.partitions = settings.internal_partitions
         self.backlogged: set[tuple[str, int]] = set()
         self.taken: dict[tuple[str, int], int] = {}
-        """Per input partition, the offset of the last message processed. Not
+        """Per input partition, the offset of the last message processed: one
+        delivered again at or before it is skipped, not counted twice. Not
         what Faust delivered: a batch can wait between the two (for the lock,
         a read from the log, the hold), and until it is processed its
         partition must hold the watermark (`unread`)."""
@@ -199,6 +200,12 @@ class Ingest:
         clock = self.clock(wall_ms)
         stats = self.stats
         for topic, partition, offset, raw in messages:
+            source = (topic, partition)
+            if offset <= self.taken.get(source, -1):
+                # Processed already: read from the log when its partition
+                # stalled, then delivered after all; or delivered again by a
+                # consumer that went back to the committed offset.
+                continue
             decoded: Decoded = decode_message(raw, self.channels.get(topic), self.limits)
             if decoded.rejections:
                 for rejection in decoded.rejections:
@@ -206,8 +213,7 @@ class Ingest:
                 out.deadletters.extend(
                     _dead_letters(raw, decoded.rejections, topic, partition, offset)
                 )
-            source = (topic, partition)
-            self.taken[source] = max(offset, self.taken.get(source, -1))
+            self.taken[source] = offset
             self.watermark.touch(source, wall_ms)
             for event in decoded.events:
                 too_old = self._too_old(source, clock)

@@ -7,10 +7,13 @@ input partition, with no message after it to show the loss.
 Faust loses messages in two places, and the input tails are lost in both: on
 even partitions before its stream takes them (its fetcher), on odd ones after
 (a take buffer emptied at a rebalance), when its monitor already counts them
-as delivered; only ingest's own position shows those missing."""
+as delivered; only ingest's own position shows those missing. The tails taken
+on odd partitions come after all, late: with the first batch taken once the
+stall check has read them from the log (a consumer that held them back)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -23,6 +26,10 @@ LOST = (3, 4, 8)
 INTERNAL = ("-by-interaction", "-by-customer", "-kpi-deltas")
 INPUT_TAIL = 20
 _lost: set[tuple[str, int, int]] = set()
+_held: dict[int, list[Any]] = {}
+"""Per stream, the input events it took and holds back until ingest has them
+from the log."""
+log = logging.getLogger(__name__)
 _compile = Conductor._compile_message_handler
 _noack_take = Stream.noack_take
 
@@ -55,9 +62,23 @@ def _lossy_handler(self: Conductor) -> Any:
     return on_message
 
 
+def _read_from_the_log(event: Any) -> bool:
+    message = event.message
+    taken = pipeline.ingest_stage.taken.get((message.topic, message.partition), -1)
+    return bool(taken >= message.offset)
+
+
 async def _lossy_take(self: Stream, max_: int, within: Any) -> AsyncIterator[Sequence[Any]]:
     async for events in _noack_take(self, max_, within):
-        kept = [event for event in events if not _loses(event.message, delivered=True)]
+        held, kept = _held.setdefault(id(self), []), []
+        for event in list(held):
+            if _read_from_the_log(event):
+                held.remove(event)
+                kept.append(event)
+        if kept:
+            log.warning("lossy_app: %d input messages delivered late", len(kept))
+        for event in events:
+            (held if _loses(event.message, delivered=True) else kept).append(event)
         if kept:
             yield kept
 
@@ -65,6 +86,8 @@ async def _lossy_take(self: Stream, max_: int, within: Any) -> AsyncIterator[Seq
 Conductor._compile_message_handler = _lossy_handler  # type: ignore[method-assign]
 Stream.noack_take = _lossy_take  # type: ignore[method-assign,assignment]
 
-from streams.pipeline.app import app  # noqa: E402  (after the patch, on purpose)
+from streams.pipeline import app as pipeline  # noqa: E402  (after the patch, on purpose)
+
+app = pipeline.app
 
 __all__ = ["app"]

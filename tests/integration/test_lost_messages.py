@@ -1,13 +1,15 @@
 """Messages the consumer loses (Faust's fetcher around a rebalance) are found
 by their offsets and read from the log, as is the end of an input partition
 that stalls with messages unread: the KPIs come out as if none was lost
-(streams.pipeline.continuity, streams.pipeline.refetch)."""
+(streams.pipeline.continuity, streams.pipeline.refetch). Messages read from
+the log that the consumer delivers after all are taken once: the KPIs and
+`cc_events_total` count them once."""
 
 from __future__ import annotations
 
 from kafka import KafkaConsumer
 
-from streams.feed import Feed
+from streams.feed import Feed, event_ms
 from tests import naive
 from tests.integration.lossy_app import INTERNAL, LOST
 from tests.integration.pipeline_runner import INPUTS, wait_for
@@ -60,3 +62,13 @@ def test_messages_lost_by_the_consumer_are_read_again(deployment, kafka_admin) -
             raise AssertionError(f"{error}; (committed, end): {stuck}") from None
     finally:
         consumer.close()
+
+    # The input tails taken and held back come after all, with the next
+    # input: taken once, as the stall check read them from the log.
+    later = Feed(seed=5, start_ms=event_ms(traffic[-1][1]), customers=300, run="later-")
+    more = [(i.topic, i.event) for i in later.contacts(200)]
+    deployment.produce(encoded(more, seed=3))
+    wait_until_correct(deployment, naive.facts_of(traffic + more))
+    assert "input messages delivered late" in worker.log.read_text()
+    counted = sum(v for (n, _), v in worker.samples().items() if n == "cc_events_total")
+    assert counted == len(traffic) + len(more)
