@@ -12,22 +12,34 @@ the end, one expiry tick over every partition, at the clock the data reached
 
 
     .venv/bin/python -m bench.stages --against HEAD~1
+
+With `--memory`, the memory part's data instead (200,000 customers, a
+contact every 2 s of event time, batches of 100) through the stages alone,
+on jemalloc as a worker runs: the heap at each count of events, to tell the
+growth of the stages' own state and heap from the rest of a worker's
+(Faust, aiokafka, their buffers in a backlog).
+
+    .venv/bin/python -m bench.stages --memory 2000000,10000000
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, BinaryIO
 
-from bench.common import ROOT, export
+from bench.common import PAGE, ROOT, export
 
 BATCH = 100
 MESSAGES_PER_SEND = 10
@@ -74,6 +86,165 @@ def measure(count: int) -> dict[str, float]:
     }
 
 
+MEMORY_CUSTOMERS = 200_000
+MEMORY_GAP_MS = 2_000
+"""The memory part's defaults (bench/run.py)."""
+EXPIRE_EVERY_S = 60.0
+"""A worker's expiry interval (streams.pipeline.app, `expire`)."""
+TICK_EVERY_S = 1.0
+"""A worker's board snapshot interval and live reports, about."""
+ARENAS_ALL = 4096
+"""jemalloc's MALLCTL_ARENAS_ALL."""
+
+
+def generate(count: int) -> None:
+    """The memory part's messages on stdout, each as a topic length (1 byte),
+    a value length (4 bytes), the topic and the value: made in a process of
+    their own, so that the generator's memory is not read as the stages'."""
+    from bench.data import batched, events
+
+    out = sys.stdout.buffer
+    for topic, _key, value in batched(events(count, MEMORY_CUSTOMERS, MEMORY_GAP_MS), BATCH):
+        name = topic.encode()
+        out.write(struct.pack("<BI", len(name), len(value)) + name + value)
+    out.flush()
+
+
+def _messages(stream: BinaryIO) -> Iterator[tuple[str, bytes]]:
+    while head := stream.read(5):
+        name_length, value_length = struct.unpack("<BI", head)
+        yield stream.read(name_length).decode(), stream.read(value_length)
+
+
+class _Unlogged:
+    """A table whose changelog records are gone once sent: a worker's go to Kafka."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def held(marks: list[int]) -> list[dict[str, float]]:
+    """The stages fed the memory part's data in ingest batches, with a worker's
+    expiry pass every minute and its board ticks and live reports every
+    second; at each mark, after an expiry pass and jemalloc's purge of its
+    free pages: the RSS, jemalloc's live and resident bytes, and the keys
+    held. Run on jemalloc (`--memory` starts it so)."""
+    from streams.config import Settings
+    from streams.pipeline.garbage import tune
+    from streams.pipeline.heap import JemallocStats
+    from streams.pipeline.table_store import TableStore
+    from tests.pipeline.harness import LocalPipeline
+
+    heap = JemallocStats()
+    if heap.read() is None:
+        raise SystemExit("--memory runs on jemalloc: apt-get install libjemalloc2")
+    mallctl = ctypes.CDLL(None).mallctl
+    settings = replace(Settings(), clock="event")
+    topics = {name.removeprefix("cc."): name for name in settings.topics.inputs()}
+    pipe = LocalPipeline(settings)
+    stages = (pipe.interactions, pipe.customers, pipe.board, pipe.sla)
+    tables = []
+    for stage in stages:
+        table = _Unlogged()
+        stage.store = TableStore(table)
+        tables.append(table)
+    partitions = range(settings.internal_partitions)
+
+    def expire() -> None:
+        pipe.interactions.expire(partitions, WALL_MS)
+        pipe.customers.expire(partitions, WALL_MS)
+
+    tune()
+    generator = subprocess.Popen(
+        [sys.executable, "-m", "bench.stages", "--generate", str(marks[-1])],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+    )
+    assert generator.stdout is not None
+    found: list[dict[str, float]] = []
+    pending, done = marks[:], 0
+    batch: list[tuple[str, bytes]] = []
+    expired = ticked = time.monotonic()
+    for topic, value in _messages(generator.stdout):
+        batch.append((topics[topic], value))
+        done += BATCH
+        if len(batch) == MESSAGES_PER_SEND or done >= pending[0]:
+            pipe.send(batch, WALL_MS)
+            batch = []
+            for stage in stages:
+                stage.store.commit()
+            now = time.monotonic()
+            if now - ticked >= TICK_EVERY_S:
+                pipe.report_live(WALL_MS)
+                pipe.board.tick(WALL_MS)
+                ticked = now
+            if now - expired >= EXPIRE_EVERY_S:
+                expire()
+                expired = now
+        if done >= pending[0]:
+            pending.pop(0)
+            expire()
+            for stage in stages:
+                stage.store.commit()
+            mallctl(b"arena.%d.purge" % ARENAS_ALL, None, None, None, 0)
+            state = heap.read()
+            assert state is not None
+            with open("/proc/self/statm") as statm:
+                rss = int(statm.read().split()[1]) * PAGE
+            found.append(
+                {
+                    "events": done,
+                    "rss": rss,
+                    "allocated": state.allocated,
+                    "resident": state.resident,
+                    "interactions": len(tables[0].data),
+                    "customers": len(tables[1].data),
+                }
+            )
+            print(f"  {done:,} events: RSS {rss / 2**20:.0f} MiB", file=sys.stderr, flush=True)
+            if not pending:
+                break
+    generator.kill()
+    generator.wait()
+    return found
+
+
+def _memory(marks: list[int]) -> int:
+    from streams.allocator import worker_environment
+
+    env, warning = worker_environment({**os.environ, "PYTHONPATH": str(ROOT)}, "jemalloc")
+    if warning:
+        raise SystemExit(warning)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.stages", "--child-memory", ",".join(map(str, marks))],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    found = json.loads(done.stdout)
+    print(
+        "\nThe stages alone on the memory part's data (MiB; after an expiry pass and a purge):",
+        flush=True,
+    )
+    print("  events      RSS   live  resident  interactions  customers")
+    for row in found:
+        print(
+            f"  {row['events']:>10,} {row['rss'] / 2**20:6.0f} {row['allocated'] / 2**20:6.0f}"
+            f" {row['resident'] / 2**20:9.0f} {row['interactions']:13,} {row['customers']:10,}"
+        )
+    first, last = found[0], found[-1]
+    print(
+        f"  RSS at {last['events']:,} / at {first['events']:,} events:"
+        f" {last['rss'] / first['rss']:.3f}"
+    )
+    return 0
+
+
 def _timed(tree: Path, count: int) -> dict[str, float]:
     """One measurement in a fresh process that imports `streams` from `tree`: the
     working directory comes first on sys.path; `bench` comes from this checkout."""
@@ -93,11 +264,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--against", metavar="REV", help="also time this commit's stages")
+    parser.add_argument(
+        "--memory",
+        metavar="COUNTS",
+        type=lambda text: sorted(int(n) for n in text.split(",")),
+        help="instead, the stages' heap at these counts of events (e.g. 2000000,10000000)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-memory", help=argparse.SUPPRESS)
+    parser.add_argument("--generate", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(measure(args.events)))
         return 0
+    if args.generate:
+        generate(args.generate)
+        return 0
+    if args.child_memory:
+        print(json.dumps(held([int(n) for n in args.child_memory.split(",")])))
+        return 0
+    if args.memory:
+        return _memory(args.memory)
     with tempfile.TemporaryDirectory() as tmp:
         trees = {"working tree": ROOT}
         if args.against:
