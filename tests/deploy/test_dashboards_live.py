@@ -138,10 +138,6 @@ def test_channel_rollup_equals_the_sum_over_queues(prometheus_url: str) -> None:
     """What the recording rules compute from the leaves (queue!="*") equals the
     pipeline's own channel roll-up (queue="*"), evaluated at one instant."""
     leaves = 'queue!="*", network!="*"'
-    # Both queries at one instant, a few 1 s scrapes back so that no scrape
-    # still being written can land before it: a scrape between two "now"
-    # queries moved the leaves but not the roll-up (a flake seen in CI).
-    instant = f"{time.time() - 3:.3f}"
     rollup = 'queue="*", network=~"-|\\\\*"'
     for numerator, denominator, kpi in (
         ("answered_within_target", ("answered", "abandoned"), "service_level_ratio"),
@@ -156,18 +152,30 @@ def test_channel_rollup_equals_the_sum_over_queues(prometheus_url: str) -> None:
             f"sum by (job, channel, window) (cc_window_{numerator}{{{leaves}}}) / (({below}) > 0)"
         )
         exported = f"max by (job, channel, window) (cc_kpi_{kpi}{{{rollup}}})"
-        ours = {
-            _key(s): float(s["value"][1])
-            for s in api(prometheus_url, "query", query=computed, time=instant)["result"]
-        }
-        theirs = {
-            _key(s): float(s["value"][1])
-            for s in api(prometheus_url, "query", query=exported, time=instant)["result"]
-        }
+        ours, theirs = (
+            {_key(s): float(s["value"][1]) for s in result}
+            for result in at_one_instant(prometheus_url, computed, exported)
+        )
         assert ours, f"no data for {kpi}"
         assert ours.keys() == theirs.keys(), kpi
         for key, value in ours.items():
             assert math.isclose(value, theirs[key], rel_tol=1e-9, abs_tol=1e-12), (kpi, key)
+
+
+def at_one_instant(base: str, *queries: str, wait_s: float = 30) -> list[list[Any]]:
+    """The results of `queries` at one instant, a few 1 s scrapes back so that
+    no scrape still being written can land before it (a scrape between two
+    "now" queries moved the leaves but not the roll-up: a flake seen in CI).
+    Right after the fixture finds Prometheus ready, that instant can precede
+    its first samples (another flake): then a later instant, for up to
+    `wait_s`, until every query has data."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        instant = f"{time.time() - 3:.3f}"
+        results = [api(base, "query", query=query, time=instant)["result"] for query in queries]
+        if all(results) or time.monotonic() > deadline:
+            return results
+        time.sleep(1)
 
 
 def _key(sample: dict[str, Any]) -> tuple[str, ...]:
