@@ -146,11 +146,8 @@ def held(marks: list[int]) -> list[dict[str, float]]:
     topics = {name.removeprefix("cc."): name for name in settings.topics.inputs()}
     pipe = LocalPipeline(settings)
     stages = (pipe.interactions, pipe.customers, pipe.board, pipe.sla)
-    tables = []
     for stage in stages:
-        table = _Unlogged()
-        stage.store = TableStore(table)
-        tables.append(table)
+        stage.store = TableStore(_Unlogged())
     partitions = range(settings.internal_partitions)
 
     def expire() -> None:
@@ -200,8 +197,8 @@ def held(marks: list[int]) -> list[dict[str, float]]:
                     "rss": rss,
                     "allocated": state.allocated,
                     "resident": state.resident,
-                    "interactions": len(tables[0].data),
-                    "customers": len(tables[1].data),
+                    "interactions": len(pipe.interactions.store.table.data),
+                    "customers": len(pipe.customers.store.table.data),
                 }
             )
             print(f"  {done:,} events: RSS {rss / 2**20:.0f} MiB", file=sys.stderr, flush=True)
