@@ -128,11 +128,12 @@ class _Unlogged:
 
 def held(marks: list[int]) -> list[dict[str, float]]:
     """The stages fed the memory part's data in ingest batches, with a worker's
-    expiry pass every minute and its board ticks and live reports every
-    second; at each mark, after an expiry pass and jemalloc's purge of its
-    free pages: the RSS, jemalloc's live and resident bytes, and the keys
-    held. Run on jemalloc (`--memory` starts it so)."""
+    expiry pass every minute, and its board ticks, live reports and state
+    compaction steps every second; at each mark, after an expiry pass and
+    jemalloc's purge of its free pages: the RSS, jemalloc's live and
+    resident bytes, and the keys held. Run on jemalloc (`--memory` starts it so)."""
     from streams.config import Settings
+    from streams.pipeline.compaction import PER_STEP, Compaction
     from streams.pipeline.garbage import tune
     from streams.pipeline.heap import JemallocStats
     from streams.pipeline.table_store import TableStore
@@ -149,6 +150,7 @@ def held(marks: list[int]) -> list[dict[str, float]]:
     for stage in stages:
         stage.store = TableStore(_Unlogged())
     partitions = range(settings.internal_partitions)
+    compactions = {stage: Compaction(PER_STEP) for stage in stages[:2]}
 
     def expire() -> None:
         pipe.interactions.expire(partitions, WALL_MS)
@@ -177,6 +179,9 @@ def held(marks: list[int]) -> list[dict[str, float]]:
             if now - ticked >= TICK_EVERY_S:
                 pipe.report_live(WALL_MS)
                 pipe.board.tick(WALL_MS)
+                with heap.thread_cache_off():
+                    for stage, compaction in compactions.items():
+                        compaction.step(stage.store.table.data)
                 ticked = now
             if now - expired >= EXPIRE_EVERY_S:
                 expire()

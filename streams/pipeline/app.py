@@ -42,6 +42,7 @@ from streams.pipeline.alignment import InputAlignment
 from streams.pipeline.backpressure import InputHold, MessageSizes, backlog
 from streams.pipeline.changelog import BatchedChangelog
 from streams.pipeline.committer import Committer
+from streams.pipeline.compaction import PER_STEP, Compaction
 from streams.pipeline.continuity import Continuity, Stalls
 from streams.pipeline.heap import JemallocStats
 from streams.pipeline.memory import release_free_memory
@@ -1170,6 +1171,24 @@ async def expire() -> None:
     async with customer_commits.lock:
         customer_stage.expire(owned.get(by_customer.get_topic_name(), ()), wall)
         await customer_commits.commit_locked()
+
+
+compactions = {
+    interaction_table: Compaction(PER_STEP),
+    customer_table: Compaction(PER_STEP),
+}
+
+
+@app.timer(interval=1.0)
+async def compact_state() -> None:
+    """The state's values copied into the fullest slabs of the heap, so that
+    those a backlog left holding a value or two go back to the OS
+    (streams.pipeline.compaction)."""
+    if not _ready():
+        return
+    with heap_stats.thread_cache_off():
+        for table, compaction in compactions.items():
+            compaction.step(table.data)
 
 
 @app.timer(interval=10.0)
