@@ -4,7 +4,6 @@ and on jemalloc, the pages a fragmented state kept go back."""
 
 from __future__ import annotations
 
-import ctypes.util
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from hypothesis import strategies as st
 
 from streams.allocator import worker_environment
 from streams.pipeline.compaction import Compaction, copied
+from tests.pipeline.jemalloc import needs_jemalloc
 
 values = st.one_of(
     st.binary(min_size=2, max_size=600),
@@ -119,10 +119,7 @@ print(orjson.dumps([before, cached, after, heap.read().allocated]).decode())
 """
 
 
-@pytest.mark.skipif(
-    ctypes.util.find_library("jemalloc") is None and not os.environ.get("CI"),
-    reason="libjemalloc2 is installed by make setup (in CI a missing one fails)",
-)
+@needs_jemalloc
 def test_on_jemalloc_rounds_without_the_thread_cache_give_back_what_a_backlog_left() -> None:
     env, warning = worker_environment(dict(os.environ), "jemalloc")
     assert warning is None

@@ -4,15 +4,13 @@ allocator there is nothing to read."""
 
 from __future__ import annotations
 
-import ctypes.util
-import os
 import subprocess
 import sys
 
 import orjson
-import pytest
 
 from streams.allocator import worker_environment
+from tests.pipeline.jemalloc import needs_jemalloc
 
 PROBE = """
 import orjson
@@ -34,10 +32,7 @@ def probe(env: dict[str, str]) -> list[list[int] | None]:
     return orjson.loads(result.stdout)
 
 
-@pytest.mark.skipif(
-    ctypes.util.find_library("jemalloc") is None and not os.environ.get("CI"),
-    reason="libjemalloc2 is installed by make setup (in CI a missing one fails)",
-)
+@needs_jemalloc
 def test_jemalloc_counts_the_live_bytes_and_the_resident_pages():
     env, warning = worker_environment({"PATH": "/usr/bin:/bin"}, "jemalloc")
     assert warning is None
