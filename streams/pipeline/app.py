@@ -26,6 +26,7 @@ from typing import Any
 import faust
 import orjson
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 from faust.events import Event
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
@@ -43,7 +44,7 @@ from streams.pipeline.backpressure import InputHold, MessageSizes, backlog
 from streams.pipeline.changelog import BatchedChangelog
 from streams.pipeline.committer import Committer
 from streams.pipeline.compaction import PER_STEP, Compaction
-from streams.pipeline.continuity import Continuity, Stalls
+from streams.pipeline.continuity import STALL_S, Continuity, Stalls, waiting
 from streams.pipeline.heap import JemallocStats
 from streams.pipeline.memory import release_free_memory
 from streams.pipeline.outgoing import Outgoing
@@ -395,9 +396,6 @@ def _committed(tp: TP) -> int:
     return app.consumer._committed_offset.get(tp) or 0
 
 
-STALL_S = 10.0
-"""How long an input partition with unread messages may deliver nothing before
-they are read from the log (streams.pipeline.continuity, `Stalls`)."""
 STALL_READ_MAX = 5000
 """Messages read from the log per stalled partition and check."""
 stalls = Stalls(STALL_S)
@@ -661,16 +659,48 @@ async def read_stalled_inputs() -> None:
     _sync()
     await _refresh_input_ends()
     ends = _input_end_offsets()
-    # Held or aligned input partitions are not taken from by design: not a
-    # stall, and their wait starts afresh once they are released.
-    lagging = (
-        [] if input_hold.holding else [s for s in _unprocessed() if TP(*s) not in paused_inputs]
-    )
-    behind = {TP(*source): ingest_stage.taken.get(source) for source in lagging}
+    # Held input partitions are not taken from by design: not a stall, and
+    # their wait starts afresh once they are released. Aligned ones neither,
+    # until the consumer has handed on everything up to their end (`waiting`).
+    lagging = []
+    if not input_hold.holding:
+        unprocessed = [TP(*source) for source in _unprocessed()]
+        aligned = [tp for tp in unprocessed if tp in paused_inputs]
+        tp_ends = {TP(*source): end for source, end in ends.items()}
+        lagging = waiting(unprocessed, paused_inputs, await _handed_on(aligned), tp_ends)
+    behind = {tp: ingest_stage.taken.get((tp.topic, tp.partition)) for tp in lagging}
     for tp in stalls.stalled(behind, time.monotonic()):
         end = ends.get((tp.topic, tp.partition))
         if end is not None:
             await _read_stalled(tp, end)
+
+
+POSITION_WAIT_S = 1.0
+"""How long to wait for aiokafka's position in a partition that is being reset."""
+
+
+async def _handed_on(tps: list[TP]) -> dict[TP, int]:
+    """aiokafka's position in each of `tps`: the offset after the last record
+    it handed on to Faust (records it fetched for a paused partition and has
+    not handed on, it drops, and fetches again once the partition resumes).
+    One without a position yet is left out: not known to be handed on."""
+    if not tps:
+        return {}
+    thread = app.consumer._thread  # type: ignore[attr-defined]
+
+    async def positions() -> dict[TP, int]:
+        consumer = thread._ensure_consumer()
+        assigned = consumer.assignment()
+        found = {}
+        for tp in tps:
+            kafka_tp = TopicPartition(tp.topic, tp.partition)
+            if kafka_tp in assigned:
+                with contextlib.suppress(asyncio.TimeoutError, KafkaError):
+                    found[tp] = await asyncio.wait_for(consumer.position(kafka_tp), POSITION_WAIT_S)
+        return found
+
+    result: dict[TP, int] = await thread.call_thread(positions)
+    return result
 
 
 async def _refresh_input_ends() -> None:

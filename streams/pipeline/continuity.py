@@ -26,12 +26,19 @@ which may never come: the last messages of a restart's backlog were seen to
 wait there forever, holding the event clocks. Every internal partition gets a
 report every second; an input partition gets nothing, so one whose log ends
 past the last message ingest processed, and whose position stays put for a
-while, is `Stalls`, and its missing messages are read from the log too.
+while, is `Stalls`, and its missing messages are read from the log too. A
+partition paused for running ahead in event time delivers nothing by design;
+its wait runs only once the consumer has handed on everything up to its end
+(`waiting`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Collection, Hashable, Iterable, Mapping
+
+STALL_S = 10.0
+"""How long an input partition with unread messages may deliver nothing before
+they are read from the log (`Stalls`)."""
 
 
 class Continuity:
@@ -105,3 +112,23 @@ class Stalls:
                 since[tp] = last
         self._since = since
         return stalled
+
+
+def waiting(
+    unprocessed: Iterable[Hashable],
+    paused: Collection[Hashable],
+    handed_on: Mapping[Hashable, int],
+    ends: Mapping[Hashable, int],
+) -> list[Hashable]:
+    """The partitions of `unprocessed` whose stall wait runs. A paused one's
+    runs only if the consumer has handed on its messages up to its end
+    (`handed_on`: the offset after the last one it handed on): whatever ingest
+    has not processed of it then was lost, and resuming it would fetch nothing.
+    Were every paused partition's wait stopped instead, tails lost on several
+    partitions at once were read one after the other, a wait each, as
+    alignment released them one at a time."""
+    return [
+        tp
+        for tp in unprocessed
+        if tp not in paused or (tp in handed_on and tp in ends and handed_on[tp] >= ends[tp])
+    ]

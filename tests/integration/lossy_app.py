@@ -10,8 +10,7 @@ even partitions before its stream takes them (its fetcher), on odd ones after
 as delivered; only ingest's own position shows those missing. The tails taken
 on odd partitions come after all, late: with the first batch taken once the
 stall check has read them from the log (a consumer that held them back).
-From then on no input is lost: the next traffic comes whole, without ten
-seconds' wait per partition."""
+The next traffic's tails are lost again, in the same two ways."""
 
 from __future__ import annotations
 
@@ -31,8 +30,6 @@ _lost: set[tuple[str, int, int]] = set()
 _held: dict[int, list[Any]] = {}
 """Per stream, the input events it took and holds back until ingest has them
 from the log."""
-_late: list[int] = []
-"""How many held input events each late delivery brought."""
 log = logging.getLogger(__name__)
 _compile = Conductor._compile_message_handler
 _noack_take = Stream.noack_take
@@ -44,7 +41,7 @@ def _loses(message: Any, delivered: bool) -> bool:
     where = (message.topic, message.partition, message.offset)
     if where in _lost:
         return False
-    tail = not _late and message.topic.split(".")[0] in INPUTS and message.offset >= INPUT_TAIL
+    tail = message.topic.split(".")[0] in INPUTS and message.offset >= INPUT_TAIL
     if delivered:
         lost = tail and message.partition % 2 == 1
     else:
@@ -80,7 +77,6 @@ async def _lossy_take(self: Stream, max_: int, within: Any) -> AsyncIterator[Seq
                 held.remove(event)
                 kept.append(event)
         if kept:
-            _late.append(len(kept))
             log.warning("lossy_app: %d input messages delivered late", len(kept))
         for event in events:
             (held if _loses(event.message, delivered=True) else kept).append(event)

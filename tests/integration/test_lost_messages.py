@@ -10,6 +10,7 @@ from __future__ import annotations
 from kafka import KafkaConsumer
 
 from streams.feed import Feed, event_ms
+from streams.pipeline.continuity import STALL_S
 from tests import naive
 from tests.integration.lossy_app import INTERNAL, LOST
 from tests.integration.pipeline_runner import INPUTS, wait_for
@@ -64,11 +65,14 @@ def test_messages_lost_by_the_consumer_are_read_again(deployment, kafka_admin) -
         consumer.close()
 
     # The input tails taken and held back come after all, with the next
-    # input: taken once, as the stall check read them from the log.
+    # input: taken once, as the stall check read them from the log. The next
+    # input loses its tails too, on every input partition at once: they are
+    # read after one stall wait, paused for alignment or not, not one
+    # partition after the other (2 to 3 minutes before continuity.waiting).
     later = Feed(seed=5, start_ms=event_ms(traffic[-1][1]), customers=300, run="later-")
     more = [(i.topic, i.event) for i in later.contacts(200)]
     deployment.produce(encoded(more, seed=3))
-    wait_until_correct(deployment, naive.facts_of(traffic + more))
+    wait_until_correct(deployment, naive.facts_of(traffic + more), timeout=6 * STALL_S)
     assert "input messages delivered late" in worker.log.read_text()
     counted = sum(v for (n, _), v in worker.samples().items() if n == "cc_events_total")
     assert counted == len(traffic) + len(more)

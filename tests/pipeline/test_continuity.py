@@ -8,7 +8,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.pipeline.continuity import Continuity, Stalls
+from streams.pipeline.continuity import Continuity, Stalls, waiting
 
 TP = ("by-interaction", 1)
 
@@ -163,3 +163,31 @@ def test_a_partition_that_delivers_between_checks_never_stalls(steps: list[int])
         assert (other in result) == (offset > 0 and waited >= 10)
         if other in result or offset == 0:
             waited = 0
+
+
+AHEAD = ("surveys", 1)
+
+
+def test_a_paused_partition_waits_only_once_the_consumer_handed_on_its_end() -> None:
+    ends = {TP: 50, AHEAD: 80}
+    # Still to be fetched: paused by design, not stalled.
+    assert waiting([TP, AHEAD], {AHEAD}, {AHEAD: 60}, ends) == [TP]
+    # Handed on up to its end and not processed: lost, its wait runs.
+    assert waiting([TP, AHEAD], {AHEAD}, {AHEAD: 80}, ends) == [TP, AHEAD]
+    # No position (being reset), or no end known: not known to be handed on.
+    assert waiting([TP, AHEAD], {AHEAD}, {}, ends) == [TP]
+    assert waiting([TP, AHEAD], {AHEAD}, {AHEAD: 80}, {TP: 50}) == [TP]
+
+
+def test_tails_lost_on_partitions_paused_and_not_are_read_after_one_wait() -> None:
+    """Alignment pauses the partitions ahead; with their ends handed on, their
+    waits run beside the slowest one's: all are read at the first stall, not
+    one wait after the other as they are released."""
+    stalls = Stalls(10.0)
+    ends = {TP: 50, AHEAD: 80}
+    taken = {TP: 40, AHEAD: 70}
+    for now in (0.0, 2.0, 4.0, 6.0, 8.0):
+        lagging = waiting([TP, AHEAD], {AHEAD}, {AHEAD: 80}, ends)
+        assert stalls.stalled({tp: taken[tp] for tp in lagging}, now) == []
+    lagging = waiting([TP, AHEAD], {AHEAD}, {AHEAD: 80}, ends)
+    assert stalls.stalled({tp: taken[tp] for tp in lagging}, 10.0) == [TP, AHEAD]
