@@ -739,9 +739,18 @@ def redis_started(client: redis.Redis) -> float:
     return float(sum(orjson.loads(v)["counts"]["started"] for v in values if v))
 
 
+WARM_UP_S = 10
+"""Latency: the first seconds of a run, reported apart as well (`steady_p99`):
+a worker's first commits and sends after its start (a producer's first
+round trips to new partitions) weigh on them."""
+
+
 def visible_latencies(produced: list[float], series: list[tuple[float, float]]) -> dict:
     """For the k-th started event: the first poll that shows at least k started
-    contacts, minus its production time (an upper bound, by the poll interval)."""
+    contacts, minus its production time (an upper bound, by the poll interval).
+    Besides the percentiles of the whole run: the p99 after its first
+    WARM_UP_S, and its worst second (into the run) with that second's largest
+    latency, to tell a start-up hold from one mid-run."""
     latencies = []
     i = 0
     for k, at in enumerate(produced, start=1):
@@ -752,11 +761,23 @@ def visible_latencies(produced: list[float], series: list[tuple[float, float]]) 
         latencies.append(max(0.0, series[i][0] - at))
     if not latencies:
         return {"seen": 0}
+    start = produced[0]
+    worst: dict[int, float] = {}
+    for at, latency in zip(produced, latencies, strict=False):
+        second = int(at - start)
+        worst[second] = max(latency, worst.get(second, 0.0))
+    worst_second = max(worst, key=lambda second: worst[second])
+    steady = [
+        latency for at, latency in zip(produced, latencies, strict=False) if at - start >= WARM_UP_S
+    ]
     return {
         "seen": len(latencies),
         "p50": percentile(latencies, 0.5),
         "p99": percentile(latencies, 0.99),
         "max": max(latencies),
+        "steady_p99": percentile(steady, 0.99) if steady else None,
+        "worst_second": worst_second,
+        "worst_second_max": worst[worst_second],
     }
 
 
