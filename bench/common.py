@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,6 +98,20 @@ def settled_rss(pid: int, seconds: float, every: float = 0.5) -> int:
     return lowest
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy since boot (/proc/stat: all but idle and
+    I/O wait)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / TICKS
+
+
+def _between(samples: list[tuple[float, float]], start: float, end: float) -> float:
+    """How much a count sampled over time grew between two instants."""
+    before = [count for t, count in samples if t <= start] or [samples[0][1]]
+    after = [count for t, count in samples if t >= end] or [samples[-1][1]]
+    return after[0] - before[-1]
+
+
 @dataclass
 class Sampler:
     """CPU of a process tree over time, so that the CPU spent between two
@@ -110,9 +126,44 @@ class Sampler:
         self.peak_rss = max(self.peak_rss, rss_bytes(self.pid)[1])
 
     def cpu_between(self, start: float, end: float) -> float:
-        before = [cpu for t, cpu in self.samples if t <= start] or [self.samples[0][1]]
-        after = [cpu for t, cpu in self.samples if t >= end] or [self.samples[-1][1]]
-        return after[0] - before[-1]
+        return _between(self.samples, start, end)
+
+
+@dataclass
+class Series:
+    """A CPU count over time, for any source (the machine's busy time, the
+    broker's CPU), read between two instants afterwards, as `Sampler`'s."""
+
+    read: Callable[[], float]
+    samples: list[tuple[float, float]] = field(default_factory=list)
+
+    def sample(self) -> None:
+        self.samples.append((time.time(), self.read()))
+
+    def between(self, start: float, end: float) -> float:
+        return _between(self.samples, start, end)
+
+
+@contextlib.contextmanager
+def sampling(*series: Series, every_s: float = 0.1) -> Iterator[None]:
+    """`series` sampled in a thread while the block runs, and once at its end."""
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            for one in series:
+                one.sample()
+            stop.wait(every_s)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        for one in series:
+            one.sample()
 
 
 def scrape(

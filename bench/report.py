@@ -91,6 +91,10 @@ def targets(results: Results) -> dict[str, tuple[bool, str]]:
     return out
 
 
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
+
+
 def generated(results: Results) -> list[str]:
     args = results.args
     lines = [
@@ -194,6 +198,16 @@ def generated(results: Results) -> list[str]:
             f"**{s['ratio']:.2f}x** (medians of 2 runs each).",
             "",
         ]
+        runs = s["runs"]
+        if all("busy_cores" in run for n in (1, 2) for run in runs[n]):
+            lines += [
+                f"Cores busy (of {_cores()}), medians: one worker "
+                f"{_median(runs[1], 'busy_cores'):.2f} (the broker "
+                f"{_median(runs[1], 'broker_cores'):.2f}), two workers "
+                f"{_median(runs[2], 'busy_cores'):.2f} (the broker "
+                f"{_median(runs[2], 'broker_cores'):.2f}).",
+                "",
+            ]
     lines += ["### Targets", "", "| target | figure | met |", "|---|---:|---|"]
     for name, (met, figure) in targets(results).items():
         lines.append(f"| {name} | {figure} | {'yes' if met else '**no**'} |")

@@ -36,12 +36,16 @@ from bench.common import (
     CHANNEL_TOPICS,
     ROOT,
     Sampler,
+    Series,
+    cpu_seconds,
     export,
     input_topics,
     leaves,
+    machine_busy_seconds,
     percentile,
     process_tree,
     rss_bytes,
+    sampling,
     scrape,
     settled_rss,
     total,
@@ -110,6 +114,11 @@ class Env:
                     continue
                 return port
         raise BenchError("no free port left in --metrics-ports")
+
+    def broker_pid(self) -> int:
+        """The local broker's process (kafka.sh writes its pid file)."""
+        pid_file = self.local_dir / f"kafka-{self.kafka_port}" / "kafka.pid"
+        return int(pid_file.read_text().split()[0])
 
     def service_env(self) -> dict[str, str]:
         return os.environ | {
@@ -586,12 +595,27 @@ class Bench:
         for workers in (1, 2, 1, 2):
             app_id = f"bench-scale{workers}-{uuid.uuid4().hex[:6]}"
             ports = [self.env.port() for _ in range(workers)]
-            procs = self.pipeline(app_id, SINGLE, ports)
-            span = self.pipeline_span(app_id, self.size(SINGLE))
+            machine = Series(machine_busy_seconds)
+            broker = Series(lambda: cpu_seconds(self.env.broker_pid()))
+            with sampling(machine, broker):
+                procs = self.pipeline(app_id, SINGLE, ports)
+                span = self.pipeline_span(app_id, self.size(SINGLE))
+            seconds = span.last - span.first
             cpu = sum(p.sampler.cpu_between(span.first, span.last) for p in procs)
-            rate = (span.count - span.first_count) / (span.last - span.first)
-            figures.setdefault(workers, []).append({"rate": rate, "cpu_s": cpu})
-            print(f"  scale-out {workers} worker(s): {rate:,.0f} ev/s", flush=True)
+            rate = (span.count - span.first_count) / seconds
+            run = {
+                "rate": rate,
+                "cpu_s": cpu,
+                "busy_cores": machine.between(span.first, span.last) / seconds,
+                "broker_cores": broker.between(span.first, span.last) / seconds,
+            }
+            figures.setdefault(workers, []).append(run)
+            print(
+                f"  scale-out {workers} worker(s): {rate:,.0f} ev/s, cores busy "
+                f"{run['busy_cores']:.2f} (workers {cpu / seconds:.2f}, "
+                f"broker {run['broker_cores']:.2f})",
+                flush=True,
+            )
         one = statistics.median(f["rate"] for f in figures[1])
         two = statistics.median(f["rate"] for f in figures[2])
         self.results.scaleout = {"one": one, "two": two, "ratio": two / one, "runs": figures}

@@ -1,10 +1,13 @@
-"""The benchmark's latency figures: each started contact's time to show in a
-poll, and where in the run the worst of it was."""
+"""The benchmark's figures: each started contact's time to show in a poll and
+where in the run the worst of it was, and the CPU the machine spent."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from bench.common import Series, machine_busy_seconds, sampling
 from bench.run import visible_latencies
 
 
@@ -32,3 +35,16 @@ def test_a_hold_at_the_start_is_told_apart_from_the_steady_run() -> None:
 def test_contacts_never_seen_are_not_timed() -> None:
     assert visible_latencies([1.0, 2.0], [(1.5, 1)])["seen"] == 1
     assert visible_latencies([1.0], [(0.5, 0)]) == {"seen": 0}
+
+
+def test_the_machine_busy_time_counts_at_least_this_process_cpu() -> None:
+    machine = Series(machine_busy_seconds)
+    with sampling(machine, every_s=0.05):
+        started = time.process_time()
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            pass
+        own = time.process_time() - started
+    first, last = machine.samples[0][0], machine.samples[-1][0]
+    assert len(machine.samples) >= 5
+    assert machine.between(first, last) >= own - 0.05
