@@ -601,18 +601,19 @@ class Bench:
                 procs = self.pipeline(app_id, SINGLE, ports)
                 span = self.pipeline_span(app_id, self.size(SINGLE))
             seconds = span.last - span.first
-            cpu = sum(p.sampler.cpu_between(span.first, span.last) for p in procs)
+            each = [p.sampler.cpu_between(span.first, span.last) / seconds for p in procs]
             rate = (span.count - span.first_count) / seconds
             run = {
                 "rate": rate,
-                "cpu_s": cpu,
+                "cpu_s": sum(each) * seconds,
+                "worker_cores": each,
                 "busy_cores": machine.between(span.first, span.last) / seconds,
                 "broker_cores": broker.between(span.first, span.last) / seconds,
             }
             figures.setdefault(workers, []).append(run)
             print(
                 f"  scale-out {workers} worker(s): {rate:,.0f} ev/s, cores busy "
-                f"{run['busy_cores']:.2f} (workers {cpu / seconds:.2f}, "
+                f"{run['busy_cores']:.2f} (workers {' + '.join(f'{c:.2f}' for c in each)}, "
                 f"broker {run['broker_cores']:.2f})",
                 flush=True,
             )
