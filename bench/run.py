@@ -605,7 +605,6 @@ class Bench:
             rate = (span.count - span.first_count) / seconds
             run = {
                 "rate": rate,
-                "cpu_s": sum(each) * seconds,
                 "worker_cores": each,
                 "busy_cores": machine.between(span.first, span.last) / seconds,
                 "broker_cores": broker.between(span.first, span.last) / seconds,
@@ -786,15 +785,12 @@ def visible_latencies(produced: list[float], series: list[tuple[float, float]]) 
         latencies.append(max(0.0, series[i][0] - at))
     if not latencies:
         return {"seen": 0}
-    start = produced[0]
+    timed = [(at - produced[0], latency) for at, latency in zip(produced, latencies, strict=False)]
     worst: dict[int, float] = {}
-    for at, latency in zip(produced, latencies, strict=False):
-        second = int(at - start)
-        worst[second] = max(latency, worst.get(second, 0.0))
+    for into, latency in timed:
+        worst[int(into)] = max(latency, worst.get(int(into), 0.0))
     worst_second = max(worst, key=lambda second: worst[second])
-    steady = [
-        latency for at, latency in zip(produced, latencies, strict=False) if at - start >= WARM_UP_S
-    ]
+    steady = [latency for into, latency in timed if into >= WARM_UP_S]
     return {
         "seen": len(latencies),
         "p50": percentile(latencies, 0.5),

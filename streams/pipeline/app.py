@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import faust
@@ -666,9 +666,9 @@ async def read_stalled_inputs() -> None:
     if not input_hold.holding:
         unprocessed = [TP(*source) for source in _unprocessed()]
         aligned = [tp for tp in unprocessed if tp in paused_inputs]
-        tp_ends = {TP(*source): end for source, end in ends.items()}
-        lagging = waiting(unprocessed, paused_inputs, await _handed_on(aligned), tp_ends)
-    behind = {tp: ingest_stage.taken.get((tp.topic, tp.partition)) for tp in lagging}
+        # A TP equals its (topic, partition) tuple: it looks up `ends` as is.
+        lagging = waiting(unprocessed, paused_inputs, await _handed_on(aligned), ends)
+    behind = {tp: ingest_stage.taken.get(tp) for tp in lagging}
     for tp in stalls.stalled(behind, time.monotonic()):
         end = ends.get((tp.topic, tp.partition))
         if end is not None:
@@ -686,21 +686,33 @@ async def _handed_on(tps: list[TP]) -> dict[TP, int]:
     One without a position yet is left out: not known to be handed on."""
     if not tps:
         return {}
-    thread = app.consumer._thread  # type: ignore[attr-defined]
 
-    async def positions() -> dict[TP, int]:
-        consumer = thread._ensure_consumer()
-        assigned = consumer.assignment()
+    async def positions(consumer: Any, assigned: list[TopicPartition]) -> dict[TP, int]:
         found = {}
-        for tp in tps:
-            kafka_tp = TopicPartition(tp.topic, tp.partition)
-            if kafka_tp in assigned:
-                with contextlib.suppress(asyncio.TimeoutError, KafkaError):
-                    found[tp] = await asyncio.wait_for(consumer.position(kafka_tp), POSITION_WAIT_S)
+        for kafka_tp in assigned:
+            with contextlib.suppress(asyncio.TimeoutError, KafkaError):
+                position = await asyncio.wait_for(consumer.position(kafka_tp), POSITION_WAIT_S)
+                found[TP(*kafka_tp)] = position
         return found
 
-    result: dict[TP, int] = await thread.call_thread(positions)
+    result: dict[TP, int] = await _in_consumer_thread(tps, positions)
     return result
+
+
+async def _in_consumer_thread(
+    tps: Iterable[TP], work: Callable[[Any, list[TopicPartition]], Awaitable[Any]]
+) -> Any:
+    """`work(consumer, assigned)` in Faust's consumer thread, which owns
+    aiokafka's consumer: `assigned` are those of `tps` assigned to it now."""
+    thread = app.consumer._thread  # type: ignore[attr-defined]
+    wanted = [TopicPartition(tp.topic, tp.partition) for tp in tps]
+
+    async def run() -> Any:
+        consumer = thread._ensure_consumer()
+        assigned = consumer.assignment()
+        return await work(consumer, [tp for tp in wanted if tp in assigned])
+
+    return await thread.call_thread(run)
 
 
 async def _refresh_input_ends() -> None:
@@ -848,16 +860,12 @@ async def _fetching(tps: set[TP], *, paused: bool) -> None:
     already fetched for them, and a partition whose end they were then
     delivers nothing more (faust-streaming 0.15, pinned in pyproject.toml).
     aiokafka's keeps its position, and fetches them again once resumed."""
-    thread = app.consumer._thread  # type: ignore[attr-defined]
-    wanted = [TopicPartition(tp.topic, tp.partition) for tp in tps]
 
-    async def switch() -> None:
-        consumer = thread._ensure_consumer()
-        held = [tp for tp in wanted if tp in consumer.assignment()]
+    async def switch(consumer: Any, held: list[TopicPartition]) -> None:
         if held:
             (consumer.pause if paused else consumer.resume)(*held)
 
-    await thread.call_thread(switch)
+    await _in_consumer_thread(tps, switch)
 
 
 async def _follow_hold(was_holding: bool) -> None:
