@@ -98,6 +98,25 @@ def settled_rss(pid: int, seconds: float, every: float = 0.5) -> int:
     return lowest
 
 
+def waiting_seconds(pid: int) -> float:
+    """How long the threads of a process tree were ready to run but waited for
+    a core (the second field of /proc/<pid>/task/<tid>/schedstat): what tells a
+    process short of CPU from one waiting for work. Threads that have ended drop
+    out of the count, so it is read over processes that run on."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            tasks = list(Path(f"/proc/{member}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                total += int((task / "schedstat").read_text().split()[1])
+            except (OSError, IndexError):
+                continue
+    return total / 1e9
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores spent busy since boot (/proc/stat: all but idle and
     I/O wait)."""
@@ -114,19 +133,26 @@ def _between(samples: list[tuple[float, float]], start: float, end: float) -> fl
 
 @dataclass
 class Sampler:
-    """CPU of a process tree over time, so that the CPU spent between two
-    instants can be read afterwards (start and end are known only later)."""
+    """CPU of a process tree over time, and its wait for a core, so that both
+    can be read between two instants afterwards (start and end are known only
+    later)."""
 
     pid: int
     samples: list[tuple[float, float]] = field(default_factory=list)
+    waits: list[tuple[float, float]] = field(default_factory=list)
     peak_rss: int = 0
 
     def sample(self) -> None:
-        self.samples.append((time.time(), cpu_seconds(self.pid)))
+        now = time.time()
+        self.samples.append((now, cpu_seconds(self.pid)))
+        self.waits.append((now, waiting_seconds(self.pid)))
         self.peak_rss = max(self.peak_rss, rss_bytes(self.pid)[1])
 
     def cpu_between(self, start: float, end: float) -> float:
         return _between(self.samples, start, end)
+
+    def waiting_between(self, start: float, end: float) -> float:
+        return _between(self.waits, start, end)
 
 
 @dataclass

@@ -95,6 +95,10 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(run[key] for run in runs)
 
 
+def _workers_waiting(runs: list[dict[str, Any]]) -> float:
+    return statistics.median(sum(run["worker_waiting"]) for run in runs)
+
+
 def generated(results: Results) -> list[str]:
     args = results.args
     lines = [
@@ -205,6 +209,12 @@ def generated(results: Results) -> list[str]:
             f"{_median(runs[1], 'broker_cores'):.2f}), two workers "
             f"{_median(runs[2], 'busy_cores'):.2f} (the broker "
             f"{_median(runs[2], 'broker_cores'):.2f}).",
+            "",
+            "Waiting for a core, seconds per second (ready to run, the cores taken), "
+            f"medians: one worker {_workers_waiting(runs[1]):.2f} (the broker "
+            f"{_median(runs[1], 'broker_waiting'):.2f}), two workers "
+            f"{_workers_waiting(runs[2]):.2f} between them (the broker "
+            f"{_median(runs[2], 'broker_waiting'):.2f}).",
             "",
         ]
     lines += ["### Targets", "", "| target | figure | met |", "|---|---:|---|"]

@@ -49,6 +49,7 @@ from bench.common import (
     scrape,
     settled_rss,
     total,
+    waiting_seconds,
 )
 from streams.cli import DEFAULT_PARTITIONS, ensure_topics, worker_command, worker_env
 from streams.config import load_settings
@@ -597,23 +598,30 @@ class Bench:
             ports = [self.env.port() for _ in range(workers)]
             machine = Series(machine_busy_seconds)
             broker = Series(lambda: cpu_seconds(self.env.broker_pid()))
-            with sampling(machine, broker):
+            broker_waits = Series(lambda: waiting_seconds(self.env.broker_pid()))
+            # The broker's ~90 threads take 2 ms a read: once a second is enough
+            # over a run of 20 s or more, and costs the workers' cores little.
+            with sampling(machine, broker), sampling(broker_waits, every_s=1.0):
                 procs = self.pipeline(app_id, SINGLE, ports)
                 span = self.pipeline_span(app_id, self.size(SINGLE))
             seconds = span.last - span.first
             each = [p.sampler.cpu_between(span.first, span.last) / seconds for p in procs]
+            waits = [p.sampler.waiting_between(span.first, span.last) / seconds for p in procs]
             rate = (span.count - span.first_count) / seconds
             run = {
                 "rate": rate,
                 "worker_cores": each,
+                "worker_waiting": waits,
                 "busy_cores": machine.between(span.first, span.last) / seconds,
                 "broker_cores": broker.between(span.first, span.last) / seconds,
+                "broker_waiting": broker_waits.between(span.first, span.last) / seconds,
             }
             figures.setdefault(workers, []).append(run)
             print(
                 f"  scale-out {workers} worker(s): {rate:,.0f} ev/s, cores busy "
                 f"{run['busy_cores']:.2f} (workers {' + '.join(f'{c:.2f}' for c in each)}, "
-                f"broker {run['broker_cores']:.2f})",
+                f"broker {run['broker_cores']:.2f}), waiting for a core "
+                f"{' + '.join(f'{w:.2f}' for w in waits)} (broker {run['broker_waiting']:.2f})",
                 flush=True,
             )
         one = statistics.median(f["rate"] for f in figures[1])

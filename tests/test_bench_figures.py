@@ -1,13 +1,17 @@
 """The benchmark's figures: each started contact's time to show in a poll and
-where in the run the worst of it was, and the CPU the machine spent."""
+where in the run the worst of it was, the CPU the machine spent, and how long
+a process waited for a core."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
 
-from bench.common import Series, machine_busy_seconds, sampling
+from bench.common import Series, machine_busy_seconds, sampling, waiting_seconds
 from bench.run import visible_latencies
 
 
@@ -48,3 +52,35 @@ def test_the_machine_busy_time_counts_at_least_this_process_cpu() -> None:
     first, last = machine.samples[0][0], machine.samples[-1][0]
     assert len(machine.samples) >= 5
     assert machine.between(first, last) >= own - 0.05
+
+
+def test_a_process_sharing_one_core_with_two_others_waits_most_of_the_time() -> None:
+    """Three busy processes on one core: each runs a third of the time at
+    most and waits for the core the rest (more with other work on that core)."""
+    busy = [sys.executable, "-c", "while True: pass"]
+    procs = [subprocess.Popen(busy) for _ in range(3)]
+    try:
+        for proc in procs:
+            os.sched_setaffinity(proc.pid, {0})
+        time.sleep(0.3)
+        before, started = waiting_seconds(procs[0].pid), time.monotonic()
+        time.sleep(1.5)
+        waited = waiting_seconds(procs[0].pid) - before
+        elapsed = time.monotonic() - started
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    assert waited >= 0.5 * elapsed
+
+
+def test_a_sleeping_process_does_not_wait_for_a_core() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        time.sleep(0.5)
+        before = waiting_seconds(proc.pid)
+        time.sleep(1.0)
+        assert waiting_seconds(proc.pid) - before < 0.05
+    finally:
+        proc.kill()
+        proc.wait()
