@@ -56,11 +56,12 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, tree: list[int] | None = None) -> float:
     """User + system CPU of a process and its live descendants (and the children
-    they have waited for), from /proc/<pid>/stat."""
+    they have waited for), from /proc/<pid>/stat. `tree`: its `process_tree`,
+    when already read."""
     total = 0
-    for member in process_tree(pid):
+    for member in tree or process_tree(pid):
         try:
             fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
@@ -70,10 +71,10 @@ def cpu_seconds(pid: int) -> float:
     return total / TICKS
 
 
-def rss_bytes(pid: int) -> tuple[int, int]:
+def rss_bytes(pid: int, tree: list[int] | None = None) -> tuple[int, int]:
     """(current RSS, peak RSS) summed over the process tree."""
     rss = peak = 0
-    for member in process_tree(pid):
+    for member in tree or process_tree(pid):
         try:
             status = Path(f"/proc/{member}/status").read_text()
         except OSError:
@@ -98,13 +99,13 @@ def settled_rss(pid: int, seconds: float, every: float = 0.5) -> int:
     return lowest
 
 
-def waiting_seconds(pid: int) -> float:
+def waiting_seconds(pid: int, tree: list[int] | None = None) -> float:
     """How long the threads of a process tree were ready to run but waited for
     a core (the second field of /proc/<pid>/task/<tid>/schedstat): what tells a
     process short of CPU from one waiting for work. Threads that have ended drop
     out of the count, so it is read over processes that run on."""
     total = 0
-    for member in process_tree(pid):
+    for member in tree or process_tree(pid):
         try:
             tasks = list(Path(f"/proc/{member}/task").iterdir())
         except OSError:
@@ -143,10 +144,10 @@ class Sampler:
     peak_rss: int = 0
 
     def sample(self) -> None:
-        now = time.time()
-        self.samples.append((now, cpu_seconds(self.pid)))
-        self.waits.append((now, waiting_seconds(self.pid)))
-        self.peak_rss = max(self.peak_rss, rss_bytes(self.pid)[1])
+        now, tree = time.time(), process_tree(self.pid)
+        self.samples.append((now, cpu_seconds(self.pid, tree)))
+        self.waits.append((now, waiting_seconds(self.pid, tree)))
+        self.peak_rss = max(self.peak_rss, rss_bytes(self.pid, tree)[1])
 
     def cpu_between(self, start: float, end: float) -> float:
         return _between(self.samples, start, end)
