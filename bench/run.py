@@ -644,11 +644,6 @@ class Bench:
         try:
             wait_for("the worker's /metrics", lambda: scrape(port), 120, [proc])
             time.sleep(5)  # partitions assigned, tables recovered (empty)
-            # What the parts before wrote (the throughput part: gigabytes) sits
-            # in dirty pages that the kernel writes back about 30 s later, and
-            # that holds up the broker's appends for a second or more: written
-            # out now, not in this part's first seconds (docs/benchmarks.md).
-            os.sync()
             producer = subprocess.Popen(
                 [
                     PY,

@@ -230,6 +230,13 @@ num.network.threads=2
 num.io.threads=4
 num.recovery.threads.per.data.dir=1
 background.threads=4
+
+# Index files are created sparse at their full size and mapped; the first
+# entry written to one faults in a read-ahead window of zeros (8 MiB on our
+# disks). At 10 MiB a file, a pipeline's first writes to ~100 partitions had
+# the broker zero-fill gigabytes for 1.5 s (docs/benchmarks.md, "The start
+# hold"). 1 MiB still indexes 350 MiB or more of log per segment.
+log.index.size.max.bytes=1048576
 EOF
     # Kafka 4 logs through log4j2 (log4j 1 is gone); everything goes to
     # stdout, which start redirects into kafka.log. log4j2's own shutdown hook

@@ -8,6 +8,7 @@ promtool (used to check Prometheus rules) is installed.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -19,6 +20,8 @@ import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.producer.future import RecordMetadata
+
+from tests.integration.conftest import TEST_KAFKA_PORT, TEST_LOCAL_DIR
 
 # The fresh_topics fixture (tests/integration/conftest.py).
 TopicFactory = Callable[..., dict[str, str]]
@@ -117,6 +120,46 @@ def test_produce_consume_round_trip(kafka_bootstrap: str, fresh_topics: TopicFac
     for key in keys:
         values = [r.value for r in records if r.key == key]
         assert values == [f"{key.decode()}#{n}".encode() for n in range(3)]
+
+
+def test_index_files_are_small_and_still_find_offsets(
+    kafka_bootstrap: str, fresh_topics: TopicFactory
+) -> None:
+    """The broker's index files are 1 MiB, not Kafka's 10 MiB: each is created
+    sparse at full size, and its first entry faults in a read-ahead window of
+    zeros; at 10 MiB, a worker's first writes held the broker for 1.5 s
+    (deploy/local/kafka.sh). Reads from the middle of a partition still use it."""
+    topic = fresh_topics(["indexed"], partitions=1)["indexed"]
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=5)
+    try:
+        for n in range(2_000):  # ~1 MiB: an index entry every 4 KiB of log
+            producer.send(topic, value=f"{n:06d}".encode() + b"x" * 500)
+        producer.flush(timeout=POLL_TIMEOUT_S)
+    finally:
+        producer.close()
+
+    partition_dir = TEST_LOCAL_DIR / f"kafka-{TEST_KAFKA_PORT}" / "data" / f"{topic}-0"
+    if not partition_dir.is_dir() and os.environ.get("CC_TEST_KAFKA"):
+        pytest.skip(f"CC_TEST_KAFKA is a broker not started by deploy/local: no {partition_dir}")
+    indexes = sorted(partition_dir.glob("*.index")) + sorted(partition_dir.glob("*.timeindex"))
+    assert indexes, f"no index files in {partition_dir}"
+    assert all(path.stat().st_size <= 1024 * 1024 for path in indexes), [
+        (path.name, path.stat().st_size) for path in indexes
+    ]
+
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek(tp, 1_234)
+        batch: list = []
+        deadline = time.monotonic() + POLL_TIMEOUT_S
+        while not batch and time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=200).get(tp, [])
+    finally:
+        consumer.close()
+    assert batch, "nothing read from offset 1234"
+    assert (batch[0].offset, batch[0].value[:6]) == (1_234, b"001234")
 
 
 def test_consumer_group_commit(kafka_bootstrap: str, fresh_topics: TopicFactory) -> None:
