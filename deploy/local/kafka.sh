@@ -14,7 +14,8 @@
 #   CC_CACHE_DIR              jar cache (default ~/.cache/cc-kpi); jars go to
 #                             $CC_CACHE_DIR/kafka-<version>/libs
 #   CC_KAFKA_HEAP             JVM heap flags (default "-Xms256m -Xmx512m")
-#   CC_KAFKA_START_TIMEOUT    seconds to wait for the broker to serve requests (default 90)
+#   CC_KAFKA_START_TIMEOUT    seconds to wait for the broker to serve requests and
+#                             coordinate consumer groups (default 90)
 #   JAVA                      java binary (default: java on PATH; needs 17+)
 #
 # Optional SASL_SSL listener (off unless CC_KAFKA_SASL_SSL_PORT is set; the
@@ -292,8 +293,11 @@ while True:
     fi
 }
 
-# Ready = the broker answers a Metadata request and lists itself, i.e. it has
-# caught up with the controller, opened request processing and been unfenced.
+# Ready = the broker answers a Metadata request and lists itself (it has caught
+# up with the controller, opened request processing and been unfenced), and
+# finds a consumer group's coordinator. The first FindCoordinator on a new
+# broker creates __consumer_offsets and answers COORDINATOR_NOT_AVAILABLE
+# until it exists: asked here, so a worker started next does not log an ERROR.
 # Plain stdlib python so it also works before the project venv exists.
 probe() {
     python3 - "$PORT" <<'EOF'
@@ -303,24 +307,37 @@ import sys
 
 port = int(sys.argv[1])
 client = b"cc-kpi-probe"
-# MetadataRequest v4: header v1 (api_key=3, version=4, correlation_id, client_id),
-# body: topics=null (int32 -1), allow_auto_topic_creation=false.
-req = struct.pack(">hhih", 3, 4, 7, len(client)) + client + struct.pack(">i?", -1, False)
+
+
+def call(s: socket.socket, api_key: int, version: int, corr: int, body: bytes) -> bytes:
+    """One request (header v1), its response body (header v0 checked)."""
+    req = struct.pack(">hhih", api_key, version, corr, len(client)) + client + body
+    s.sendall(struct.pack(">i", len(req)) + req)
+    buf = b""
+    while len(buf) < 4 or len(buf) < 4 + struct.unpack_from(">i", buf)[0]:
+        chunk = s.recv(65536)
+        if not chunk:
+            sys.exit(1)
+        buf += chunk
+    if struct.unpack_from(">i", buf, 4)[0] != corr:
+        sys.exit(1)
+    return buf[8:]
+
+
 try:
     with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
         s.settimeout(3)
-        s.sendall(struct.pack(">i", len(req)) + req)
-        buf = b""
-        while len(buf) < 16:
-            chunk = s.recv(4096)
-            if not chunk:
-                sys.exit(1)
-            buf += chunk
+        # Metadata v4: topics=null, allow_auto_topic_creation=false.
+        meta = call(s, 3, 4, 7, struct.pack(">i?", -1, False))
+        # FindCoordinator v2: key, key_type 0 (a consumer group).
+        coord = call(s, 10, 2, 8, struct.pack(">h", len(client)) + client + struct.pack(">b", 0))
 except OSError:
     sys.exit(1)
-# response: size, correlation_id, throttle_time_ms, brokers array length
-_size, corr, _throttle, n_brokers = struct.unpack_from(">iiii", buf)
-sys.exit(0 if corr == 7 and n_brokers > 0 else 1)
+# Metadata: throttle_time_ms, brokers array length. FindCoordinator:
+# throttle_time_ms, error_code.
+n_brokers = struct.unpack_from(">ii", meta)[1]
+error = struct.unpack_from(">ih", coord)[1]
+sys.exit(0 if n_brokers > 0 and error == 0 else 1)
 EOF
 }
 

@@ -2,12 +2,15 @@
 
 They prove that the broker started by deploy/local/kafka.sh really behaves like
 the pipeline needs (keyed partitioning, consumer groups, transactions with
-read_committed isolation), that Redis serves key/value and pub/sub, and that
-promtool (used to check Prometheus rules) is installed.
+read_committed isolation, ready for a worker when the script returns), that
+Redis serves key/value and pub/sub, and that promtool (used to check
+Prometheus rules) is installed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import shutil
 import subprocess
@@ -15,13 +18,15 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import redis
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.producer.future import RecordMetadata
 
-from tests.integration.conftest import TEST_KAFKA_PORT, TEST_LOCAL_DIR
+from tests.integration.conftest import SCRIPTS, TEST_KAFKA_PORT, TEST_LOCAL_DIR
 
 # The fresh_topics fixture (tests/integration/conftest.py).
 TopicFactory = Callable[..., dict[str, str]]
@@ -29,6 +34,9 @@ TopicFactory = Callable[..., dict[str, str]]
 pytestmark = pytest.mark.integration
 
 POLL_TIMEOUT_S = 30.0
+
+# A broker of the test's own, new, for what only a new broker shows.
+NEW_KAFKA_PORT = int(os.environ.get("CC_TEST_NEW_KAFKA_PORT", "39092"))
 
 
 def _consume_all(
@@ -253,6 +261,67 @@ def test_redis_set_get_and_pubsub(clean_redis: str) -> None:
     finally:
         pubsub.close()
         client.close()
+
+
+def test_a_new_broker_is_ready_for_a_consumer_group(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When `kafka.sh start` returns, a consumer group finds its coordinator at
+    once. A new broker creates __consumer_offsets on the first lookup and fails
+    lookups until it exists; the first `make run` logged aiokafka's ERROR
+    "Group Coordinator Request failed" from its worker."""
+    env = {
+        **os.environ,
+        "CC_LOCAL_DIR": str(tmp_path),
+        "CC_KAFKA_PORT": str(NEW_KAFKA_PORT),
+        "CC_KAFKA_CONTROLLER_PORT": str(NEW_KAFKA_PORT + 1),
+    }
+
+    def script(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(SCRIPTS / "kafka.sh"), *args],
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=180,
+            check=False,
+        )
+
+    started = script("start")
+    assert started.returncode == 0, started.stdout + started.stderr
+    bootstrap = f"127.0.0.1:{NEW_KAFKA_PORT}"
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            admin.create_topics({"ready": {"num_partitions": 1, "replication_factor": 1}})
+        finally:
+            admin.close()
+        producer = KafkaProducer(bootstrap_servers=bootstrap)
+        try:
+            producer.send("ready", b"first").get(timeout=POLL_TIMEOUT_S)
+        finally:
+            producer.close()
+
+        async def first_record() -> bytes | None:
+            consumer = AIOKafkaConsumer(
+                "ready",
+                bootstrap_servers=bootstrap,
+                group_id="cc-kpi-ready",
+                auto_offset_reset="earliest",
+            )
+            await consumer.start()
+            try:
+                record = await asyncio.wait_for(consumer.getone(), POLL_TIMEOUT_S)
+            finally:
+                await consumer.stop()
+            return record.value
+
+        with caplog.at_level(logging.WARNING, logger="aiokafka"):
+            assert asyncio.run(first_record()) == b"first"
+        assert [r.getMessage() for r in caplog.records if r.name.startswith("aiokafka")] == []
+    finally:
+        stopped = script("stop", "--purge")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
 
 
 def test_promtool_available() -> None:
