@@ -43,17 +43,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+def run_local_script(
+    name: str, *args: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """A deploy/local script, with `env` over this process's environment."""
+    return subprocess.run(
+        [str(SCRIPTS / name), *args],
+        env={**os.environ, **env},
+        text=True,
+        capture_output=True,
+        check=False,
+    )
+
+
 def _script(name: str, *args: str, port_var: str, port: int) -> subprocess.CompletedProcess[str]:
     # Same ports and state dir as `make test`, whatever the caller's CC_* say.
     env = {
-        **os.environ,
         "CC_LOCAL_DIR": str(TEST_LOCAL_DIR),
         "CC_KAFKA_CONTROLLER_PORT": str(TEST_KAFKA_CONTROLLER_PORT),
         port_var: str(port),
     }
-    return subprocess.run(
-        [str(SCRIPTS / name), *args], env=env, text=True, capture_output=True, check=False
-    )
+    return run_local_script(name, *args, env=env)
 
 
 @contextmanager

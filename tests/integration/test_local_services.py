@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.producer.future import RecordMetadata
 
-from tests.integration.conftest import SCRIPTS, TEST_KAFKA_PORT, TEST_LOCAL_DIR
+from tests.integration.conftest import TEST_KAFKA_PORT, TEST_LOCAL_DIR, run_local_script
 
 # The fresh_topics fixture (tests/integration/conftest.py).
 TopicFactory = Callable[..., dict[str, str]]
@@ -271,23 +271,11 @@ def test_a_new_broker_is_ready_for_a_consumer_group(
     lookups until it exists; the first `make run` logged aiokafka's ERROR
     "Group Coordinator Request failed" from its worker."""
     env = {
-        **os.environ,
         "CC_LOCAL_DIR": str(tmp_path),
         "CC_KAFKA_PORT": str(NEW_KAFKA_PORT),
         "CC_KAFKA_CONTROLLER_PORT": str(NEW_KAFKA_PORT + 1),
     }
-
-    def script(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(SCRIPTS / "kafka.sh"), *args],
-            env=env,
-            text=True,
-            capture_output=True,
-            timeout=180,
-            check=False,
-        )
-
-    started = script("start")
+    started = run_local_script("kafka.sh", "start", env=env)
     assert started.returncode == 0, started.stdout + started.stderr
     bootstrap = f"127.0.0.1:{NEW_KAFKA_PORT}"
     try:
@@ -320,7 +308,7 @@ def test_a_new_broker_is_ready_for_a_consumer_group(
             assert asyncio.run(first_record()) == b"first"
         assert [r.getMessage() for r in caplog.records if r.name.startswith("aiokafka")] == []
     finally:
-        stopped = script("stop", "--purge")
+        stopped = run_local_script("kafka.sh", "stop", "--purge", env=env)
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
 
 

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import run_local_script
+
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = ROOT / "deploy" / "local"
 LOCAL_DIR = Path(os.environ.get("CC_TEST_SECURITY_DIR", ROOT / ".local" / "security"))
 KAFKA_PORT = int(os.environ.get("CC_TEST_SECURITY_KAFKA_PORT", "29092"))
 KAFKA_CONTROLLER_PORT = KAFKA_PORT + 1
@@ -100,13 +101,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 def _script(name: str, command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(SCRIPTS / name), command],
-        env={**os.environ, "CC_LOCAL_DIR": str(LOCAL_DIR), **env},
-        text=True,
-        capture_output=True,
-        check=False,
-    )
+    return run_local_script(name, command, env={"CC_LOCAL_DIR": str(LOCAL_DIR), **env})
 
 
 @pytest.fixture(scope="session")
