@@ -300,6 +300,11 @@ def metrics_at(port: int) -> str | None:
         return None
 
 
+class TimedOut(AssertionError):
+    """A wait that ran out. The known gaps of two workers look like this (a
+    clock that stopped), unlike a wrong figure, a crash or a broken fixture."""
+
+
 def wait_for(
     probe: Callable[[], Any],
     timeout: float,
@@ -318,7 +323,7 @@ def wait_for(
         tail = "\n--- log tail ---\n" + "\n".join(
             log.read_text(errors="replace").splitlines()[-60:]
         )
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{tail}")
+    raise TimedOut(f"timed out after {timeout:.0f}s waiting for {what}{tail}")
 
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
