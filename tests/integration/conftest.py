@@ -8,7 +8,6 @@ scripts themselves and stop them at the end (only if they started them).
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import subprocess
@@ -34,11 +33,6 @@ TEST_REDIS_PORT = int(os.environ.get("CC_TEST_REDIS_PORT", "16379"))
 
 # Creates topics and returns {logical name: unique real name}.
 TopicFactory = Callable[..., dict[str, str]]
-
-# kafka-python cannot decode the member metadata of Faust's own assignor and
-# logs the whole group, kilobytes of bytes, at every describe_groups: a failed
-# test's report drowned in them. The group's state and members still come back.
-logging.getLogger("kafka.admin._groups").setLevel(logging.ERROR)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -25,6 +26,11 @@ from streams.config import load_settings
 from streams.feed import Feed
 
 ROOT = Path(__file__).resolve().parents[2]
+# kafka-python cannot decode the member metadata of Faust's own assignor and
+# logs the whole group, kilobytes of bytes, at every describe_groups of these
+# workers' group (the integration and deploy tests): a failed test's report
+# drowned in them. The group's state and members still come back.
+logging.getLogger("kafka.admin._groups").setLevel(logging.ERROR)
 INPUTS = ("calls", "chats", "emails", "social", "surveys")
 OUTPUTS = ("kpis", "sla", "deadletter")
 STOP_TIMEOUT_S = 30
