@@ -4,11 +4,13 @@ production stages' own, on the same data in the same run.
 Issue 5 asks for 100,000 events/s from one worker on batches of 100: 10 µs of
 CPU per event for everything. `LeastWork` is the least a core can do per event
 and still count what kpis.md counts, on input that comes in event-time order
-(the throughput part's data): decode a batch, check the envelope, drop
-duplicates, keep each interaction's few facts, add each fact to a per-minute
-bucket of its channel, queue and network, look a customer's last contact up
-for repeat and first-contact resolution, and encode each changed key once per
-ingest batch, as a state record would be. It leaves out all the rest that the
+(the throughput part's batches keep each topic's order; a few repeats across
+channels come out wrong on them, at the same work per event): decode a
+batch, check the envelope, drop duplicates, keep each interaction's few
+facts, add each fact to a per-minute bucket of its channel, queue and
+network, look a customer's last contact up for repeat and first-contact
+resolution, and encode each changed key once per ingest batch, as a state
+record would be. It leaves out all the rest that the
 pipeline does: late and out-of-order events changing the KPIs as if in order,
 FRT percentiles, windows, snapshots, `/metrics`, Redis, the SLA, expiry,
 partitioning, Faust and Kafka. Whatever it costs, a real core costs more.
