@@ -139,6 +139,8 @@ class LeastWork:
         self.dirty: set[str] = set()
         self.dirty_customers: set[tuple[str, str | None]] = set()
         self.invalid = 0
+        self.unknown = 0
+        """Events for an interaction whose start has not come (yet)."""
         self.records = 0
         self.record_bytes = 0
 
@@ -148,13 +150,18 @@ class LeastWork:
             bucket = self.buckets[(key, at // MINUTE_MS)] = [0] * len(NAMES)
         bucket[SLOT[name]] += value
 
-    def take(self, topic: str, value: bytes) -> None:
-        """One input message: a JSON array of events from `topic` (calls, ..., surveys)."""
-        for event in orjson.loads(value):
+    def take(self, topic: str, value: bytes) -> int:
+        """One input message from `topic` (calls, ..., surveys): an event or a
+        JSON array of them; returns how many it carried."""
+        decoded = orjson.loads(value)
+        found = decoded if type(decoded) is list else [decoded]
+        channel = CHANNEL_OF.get(topic)
+        for event in found:
             try:
-                self._event(CHANNEL_OF.get(topic), event)
+                self._event(channel, event)
             except Invalid:
                 self.invalid += 1
+        return len(found)
 
     def _event(self, channel: str | None, event: dict[str, Any]) -> None:
         event_id = _text(event, "event_id")
@@ -176,6 +183,8 @@ class LeastWork:
         elif contact is not None:
             self._step(contact, kind, event, at)
             self.dirty.add(interaction)
+        else:
+            self.unknown += 1
 
     def _started(self, channel: str, event: dict[str, Any], interaction: str, at: int) -> None:
         queue = _text(event, "queue")
@@ -268,15 +277,21 @@ class LeastWork:
             self._add(key, at, "ces_answers")
             self._add(key, at, "ces", event["ces"])
 
-    def commit(self) -> None:
-        """Encode every key changed since the last commit once, as its state record."""
-        self.records += len(self.dirty) + len(self.dirty_customers)
-        for interaction in self.dirty:
-            self.record_bytes += len(orjson.dumps(self.contacts[interaction].record()))
-        for customer in self.dirty_customers:
-            self.record_bytes += len(orjson.dumps(self.last_start[customer]))
+    def commit(self) -> list[tuple[str, bytes]]:
+        """Every key changed since the last commit once, as its state record."""
+        records = [
+            (interaction, orjson.dumps(self.contacts[interaction].record()))
+            for interaction in self.dirty
+        ]
+        records += [
+            (f"{customer}|{reason}", orjson.dumps(self.last_start[(customer, reason)]))
+            for customer, reason in self.dirty_customers
+        ]
+        self.records += len(records)
+        self.record_bytes += sum(len(value) for _, value in records)
         self.dirty.clear()
         self.dirty_customers.clear()
+        return records
 
     def totals(self) -> dict[Key, dict[str, float]]:
         """Each count and sum over all time, per key (what tests compare)."""

@@ -135,15 +135,15 @@ def generated(results: Results) -> list[str]:
                 )
         lines += ["", "Ratios of the medians:", ""]
         for data_set in (SINGLE, BATCHED):
-            pipe = results.median("pipeline", data_set)
-            if not pipe:
-                continue
             parts = []
-            for other in ("baseline", "floor", "raw"):
-                value = results.median(other, data_set)
-                if value:
-                    parts.append(f"pipeline/{other} {pipe / value:.3g}")
-            lines.append(f"- {data_set}: " + ", ".join(parts))
+            for variant in ("pipeline", "least"):
+                rate = results.median(variant, data_set)
+                for other in ("baseline", "floor", "raw") if rate else ():
+                    value = results.median(other, data_set)
+                    if value:
+                        parts.append(f"{variant}/{other} {rate / value:.3g}")
+            if parts:
+                lines.append(f"- {data_set}: " + ", ".join(parts))
         lines.append("")
     if results.latency:
         lat = results.latency

@@ -70,9 +70,10 @@ a step the worker holds up to a minute's worth of contacts that are already due
 (about 80,000 entries a tick in this data), and a shorter watch read
 whatever the phase of the last tick left."""
 PREFIX = {SINGLE: "bench.s", BATCHED: "bench.b"}
-VARIANTS = ("raw", "floor", "baseline", "pipeline", "head")
+VARIANTS = ("raw", "floor", "least", "baseline", "pipeline", "head")
 """`head` is the pipeline of the last commit (`git archive HEAD`), to compare
-uncommitted work in progress against."""
+uncommitted work in progress against; `least` the least work a Python core can
+do, in the floor's agent (bench/least.py). Both are opt-in."""
 DEFAULT_VARIANTS = ("raw", "floor", "baseline", "pipeline")
 PARTS = ("throughput", "latency", "memory", "scaleout")
 TARGETS = {
@@ -465,12 +466,17 @@ class Bench:
             out = orjson.loads(proc.log.read_text().strip().splitlines()[-1])
             span = Span(out["first"], out["first_count"], out["last"], out["count"])
             sampler = proc.sampler
-        elif variant in ("floor", "baseline"):
+        elif variant in ("floor", "least", "baseline"):
             if variant == "baseline":
                 expected = min(expected, self.args.baseline_events)
             status = self.work / f"{app_id}.json"
             command = [PY, "-m", "faust", "-A", f"bench.{variant}", "--loop", "uvloop"]
             command += ["worker", "-l", "warn"]
+            if self.args.profile is not None:
+                self.args.profile.mkdir(parents=True, exist_ok=True)
+                profile = self.args.profile / f"{app_id}-{data_set}.txt"
+                spy = [PY_SPY, "record", "-r", "250", "--nonblocking", "-f", "raw", "-o"]
+                command = [*spy, str(profile), "--", *command]
             env = self.faust_env(app_id, port, topics, status) | {
                 "BENCH_SKIP": str(self.skip(expected))
             }
@@ -921,7 +927,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--profile",
         type=Path,
-        help="record every pipeline worker with py-spy into this directory (fold with "
+        help="record every worker (pipeline, floor, least, baseline) with py-spy into this "
+        "directory (fold with "
         "python -m bench.profile); py-spy's own CPU counts, so the figures are not "
         "comparable and nothing is written to --output",
     )
