@@ -142,7 +142,6 @@ class LeastWork:
         self.unknown = 0
         """Events for an interaction whose start has not come (yet)."""
         self.records = 0
-        self.record_bytes = 0
 
     def _add(self, key: Key, at: int, name: str, value: float = 1) -> None:
         bucket = self.buckets.get((key, at // MINUTE_MS))
@@ -288,7 +287,6 @@ class LeastWork:
             for customer, reason in self.dirty_customers
         ]
         self.records += len(records)
-        self.record_bytes += sum(len(value) for _, value in records)
         self.dirty.clear()
         self.dirty_customers.clear()
         return records
