@@ -64,6 +64,12 @@ SUMMED = ("frt", "next_response", "handle", "resolution", "ces")
 NAMES = (*COUNTS, *SUMMED)
 SLOT = {name: n for n, name in enumerate(NAMES)}
 Key = tuple[str, str, str]
+SURVEY_BANDS = (
+    ("csat", "csat_answers", ((4, 5, "csat_satisfied"),)),
+    ("nps", "nps_answers", ((9, 10, "nps_promoters"), (0, 6, "nps_detractors"))),
+    ("ces", "ces_answers", ()),
+)
+"""Per score: its answers count, and the counts of the answers in each band."""
 
 
 class Invalid(ValueError):
@@ -262,18 +268,15 @@ class LeastWork:
         queue = event.get("queue") or (known[1] if known and same else "unknown")
         network = "-" if channel != "social" else (known[2] if known and same else "unknown")
         key = (channel, queue, network)
-        if "csat" in event:
-            self._add(key, at, "csat_answers")
-            if event["csat"] >= 4:
-                self._add(key, at, "csat_satisfied")
-        if "nps" in event:
-            self._add(key, at, "nps_answers")
-            if event["nps"] >= 9:
-                self._add(key, at, "nps_promoters")
-            if event["nps"] <= 6:
-                self._add(key, at, "nps_detractors")
+        for field, answers, bands in SURVEY_BANDS:
+            score = event.get(field)
+            if score is None:
+                continue
+            self._add(key, at, answers)
+            for low, high, name in bands:
+                if low <= score <= high:
+                    self._add(key, at, name)
         if "ces" in event:
-            self._add(key, at, "ces_answers")
             self._add(key, at, "ces", event["ces"])
 
     def commit(self) -> list[tuple[str, bytes]]:
