@@ -17,7 +17,6 @@ Run: python -m faust -A bench.least --loop uvloop worker (see bench.faustapp for
 from __future__ import annotations
 
 import logging
-import zlib
 
 import faust
 
@@ -26,6 +25,7 @@ from bench.least_work import LeastWork
 from streams.pipeline import garbage
 from streams.pipeline.app import COMMIT_INTERVAL_S
 from streams.pipeline.changelog import BatchedChangelog
+from streams.pipeline.wire import partition_for
 
 app = make_app()
 source = app.topic(
@@ -54,7 +54,7 @@ async def least(stream: faust.StreamT) -> None:
 async def commit() -> None:
     partitions = app.conf.topic_partitions
     for key, value in core.commit():
-        changelog.send_changelog(zlib.crc32(key.encode()) % partitions, key, value, "raw")
+        changelog.send_changelog(partition_for(key, partitions), key, value, "raw")
     await changelog.send()
 
 

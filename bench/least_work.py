@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -35,29 +36,19 @@ from typing import Any
 import orjson
 
 from bench.common import ROOT
+from streams.config import Settings, Topics
+from streams.contract.event import EVENT_TYPES
 from streams.core.aggregate import COUNTS
 
 BATCH = 100
 EVENTS_PER_COMMIT = 1_000
 """A state record per changed key per ingest batch (bench/stages.py's 10 messages)."""
-CHANNEL_OF = {"calls": "call", "chats": "chat", "emails": "email", "social": "social"}
-TYPES = frozenset(
-    (
-        "contact.started",
-        "agent.responded",
-        "customer.messaged",
-        "contact.abandoned",
-        "contact.transferred",
-        "contact.escalated",
-        "contact.ended",
-        "contact.reopened",
-        "survey.answered",
-    )
-)
-FRT_TARGET_MS = {"call": 30_000, "chat": 60_000, "email": 86_400_000, "social": 7_200_000}
-TWITTER_TARGET_MS = 3_600_000
-SHORT_ABANDON_MS = 5_000
-REPEAT_MS = 7 * 86_400_000
+DEFAULTS = Settings()
+"""The pipeline's default definitions: the SLA targets, short abandons, the repeat window."""
+CHANNEL_OF = {name.removeprefix("cc."): channel for name, channel in Topics().inputs().items()}
+TYPES = frozenset(EVENT_TYPES)
+SHORT_ABANDON_MS = DEFAULTS.short_abandon_ms
+REPEAT_MS = DEFAULTS.repeat_window_ms
 MINUTE_MS = 60_000
 SUMMED = ("frt", "next_response", "handle", "resolution", "ces")
 """The naive computation's names for the summed facts (tests/naive.py)."""
@@ -142,6 +133,7 @@ class LeastWork:
         self.contacts: dict[str, Contact] = {}
         self.last_start: dict[tuple[str, str | None], int] = {}
         self.buckets: dict[tuple[Key, int], list[float]] = {}
+        self.frt_target_ms: dict[Key, float] = {}
         self.dirty: set[str] = set()
         self.dirty_customers: set[tuple[str, str | None]] = set()
         self.invalid = 0
@@ -150,10 +142,19 @@ class LeastWork:
         self.records = 0
 
     def _add(self, key: Key, at: int, name: str, value: float = 1) -> None:
-        bucket = self.buckets.get((key, at // MINUTE_MS))
+        minute = (key, at // MINUTE_MS)
+        bucket = self.buckets.get(minute)
         if bucket is None:
-            bucket = self.buckets[(key, at // MINUTE_MS)] = [0] * len(NAMES)
+            bucket = self.buckets[minute] = [0] * len(NAMES)
         bucket[SLOT[name]] += value
+
+    def _frt_target_ms(self, key: Key) -> float:
+        """The key's FRT target, looked up once per key (SlaTable builds it per call)."""
+        target = self.frt_target_ms.get(key)
+        if target is None:
+            seconds = DEFAULTS.sla.targets(*key).frt_seconds
+            target = self.frt_target_ms[key] = math.inf if seconds is None else seconds * 1000
+        return target
 
     def take(self, topic: str, value: bytes) -> int:
         """One input message from `topic` (calls, ..., surveys): an event or a
@@ -217,8 +218,7 @@ class LeastWork:
                 frt = max(0, at - contact.start)
                 self._add(key, at, "answered")
                 self._add(key, at, "frt", frt)
-                target = TWITTER_TARGET_MS if key[2] == "twitter" else FRT_TARGET_MS[key[0]]
-                if frt <= target:
+                if frt <= self._frt_target_ms(key):
                     self._add(key, at, "answered_within_target")
             elif contact.responded and contact.waiting_since is not None:
                 self._add(key, at, "next_response", at - contact.waiting_since)

@@ -179,6 +179,23 @@ class Results:
 # --- processes ----------------------------------------------------------------
 
 
+def profiled(profile: Path, command: list[str]) -> list[str]:
+    """`command` under py-spy, its samples written to `profile` when it ends."""
+    return [
+        PY_SPY,
+        "record",
+        "-r",
+        "250",
+        "--nonblocking",
+        "-f",
+        "raw",
+        "-o",
+        str(profile),
+        "--",
+        *command,
+    ]
+
+
 class Process:
     """A worker subprocess with its CPU sampled every 0.1 s in a thread."""
 
@@ -438,10 +455,10 @@ class Bench:
             settings = load_settings(config, env=env)
             ensure_topics(settings, DEFAULT_PARTITIONS)
             env = worker_env(settings, env) | {"CC_CONFIG": str(config)}
-            profile = self.args.profile / f"{app_id}-{index}.txt"
-            command = [PY_SPY, "record", "-r", "250", "--nonblocking", "-f", "raw", "-o"]
-            command += [str(profile), "--"]
-            command += worker_command(argparse.Namespace(log_level="warn"))
+            command = profiled(
+                self.args.profile / f"{app_id}-{index}.txt",
+                worker_command(argparse.Namespace(log_level="warn")),
+            )
         cwd = ROOT
         if variant == "head":
             cwd = self.head()
@@ -474,9 +491,7 @@ class Bench:
             command += ["worker", "-l", "warn"]
             if self.args.profile is not None:
                 self.args.profile.mkdir(parents=True, exist_ok=True)
-                profile = self.args.profile / f"{app_id}-{data_set}.txt"
-                spy = [PY_SPY, "record", "-r", "250", "--nonblocking", "-f", "raw", "-o"]
-                command = [*spy, str(profile), "--", *command]
+                command = profiled(self.args.profile / f"{app_id}-{data_set}.txt", command)
             env = self.faust_env(app_id, port, topics, status) | {
                 "BENCH_SKIP": str(self.skip(expected))
             }
