@@ -49,7 +49,7 @@ SUMS: Final = (
     "ces_sum",
 )
 
-FRT_BUCKETS_SECONDS: Final = (
+FRT_BUCKETS_SECONDS: Final[tuple[float, ...]] = (
     5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0,
     900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0, 172800.0,
 )  # fmt: skip

@@ -22,7 +22,7 @@ finds its bucket.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +75,7 @@ class Board:
         self.settle_step = step
         self.settle_span = spans * step
         self.keys: dict[Key, KeyState] = {}
-        self.live: dict[Hashable, dict[Key, Live]] = {}
+        self.live: dict[tuple[int, int], dict[Key, Live]] = {}
         self.clocks: dict[str, int] = {}
         """Per channel: the time its windows were last moved to."""
         self.resumed: set[str] = set()
@@ -176,8 +176,9 @@ class Board:
             if key[0] in fresh:
                 self._advance_key(key, state, clock_ms, settle=False)
 
-    def set_live(self, source: Hashable, gauges: dict[Key, Live]) -> None:
-        """Replace the queue gauges last reported by one source."""
+    def set_live(self, source: tuple[int, int], gauges: dict[Key, Live]) -> None:
+        """Replace the queue gauges last reported by one source: an
+        interactions partition, and the board partition it reports to."""
         self.live[source] = gauges
 
     def restore_key(

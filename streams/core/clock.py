@@ -13,28 +13,31 @@ may hold the oldest events of all.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+Source = TypeVar("Source", bound=Hashable)
+"""What a watermark is taken over: the pipeline's are (topic, partition) pairs."""
 
 
-class Watermark:
+class Watermark(Generic[Source]):
     __slots__ = ("_held", "_idle_ms", "_last", "_pending", "_seen", "_value")
 
     def __init__(self, idle_timeout_ms: int) -> None:
         self._idle_ms = idle_timeout_ms
-        self._seen: dict[Hashable, int] = {}
-        self._last: dict[Hashable, int] = {}
-        self._pending: dict[Hashable, int] = {}
-        self._held: set[Hashable] = set()
+        self._seen: dict[Source, int] = {}
+        self._last: dict[Source, int] = {}
+        self._pending: dict[Source, int] = {}
+        self._held: set[Source] = set()
         self._value: int | None = None
 
-    def observe(self, source: Hashable, ts_ms: int, wall_ms: int) -> None:
+    def observe(self, source: Source, ts_ms: int, wall_ms: int) -> None:
         """An event time read from `source` (a topic partition) at wall time `wall_ms`."""
         self._pending.pop(source, None)
         if ts_ms > self._seen.get(source, -1):
             self._seen[source] = ts_ms
             self._last[source] = wall_ms
 
-    def touch(self, source: Hashable, wall_ms: int) -> None:
+    def touch(self, source: Source, wall_ms: int) -> None:
         """`source` delivered data (maybe only older events) or has data waiting:
         it is not idle."""
         if source in self._seen:
@@ -43,7 +46,7 @@ class Watermark:
             self._pending[source] = wall_ms
 
     def report(
-        self, source: Hashable, ts_ms: int | None, last_wall_ms: int, behind: bool = False
+        self, source: Source, ts_ms: int | None, last_wall_ms: int, behind: bool = False
     ) -> None:
         """Take a source's position as measured elsewhere (another worker's ingest);
         `ts_ms` None: it has data but no event time yet. A source last reported
@@ -61,27 +64,27 @@ class Watermark:
         self._seen[source] = ts_ms
         self._last[source] = last_wall_ms
 
-    def forget(self, source: Hashable) -> None:
+    def forget(self, source: Source) -> None:
         """The partition moved to another worker."""
         self._seen.pop(source, None)
         self._last.pop(source, None)
         self._pending.pop(source, None)
         self._held.discard(source)
 
-    def latest(self, source: Hashable) -> int | None:
+    def latest(self, source: Source) -> int | None:
         """The latest event time seen on `source`."""
         return self._seen.get(source)
 
-    def sources(self) -> dict[Hashable, tuple[int, int]]:
+    def sources(self) -> dict[Source, tuple[int, int]]:
         """source -> (latest event time, wall time it last delivered)."""
         return {src: (ts, self._last[src]) for src, ts in self._seen.items()}
 
-    def pending(self) -> dict[Hashable, int]:
+    def pending(self) -> dict[Source, int]:
         """source -> wall time it was last known to have data, for sources
         without an event time yet."""
         return dict(self._pending)
 
-    def holding(self, wall_ms: int) -> list[Hashable]:
+    def holding(self, wall_ms: int) -> list[Source]:
         """The sources the watermark waits for now: those with data but no
         event time yet, or else the active one furthest behind (for a log
         line when the clock stops moving)."""
@@ -93,7 +96,7 @@ class Watermark:
         }
         return [min(active, key=lambda src: (active[src], repr(src)))] if active else []
 
-    def _holds(self, src: Hashable, last_wall_ms: int, wall_ms: int) -> bool:
+    def _holds(self, src: Source, last_wall_ms: int, wall_ms: int) -> bool:
         """`src` counts now: it delivered within the idle timeout, or has unread data."""
         return wall_ms - last_wall_ms < self._idle_ms or src in self._held
 

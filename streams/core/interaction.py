@@ -114,16 +114,18 @@ def interaction_key(events: list[Event]) -> Key | None:
             if start.network:
                 return channel, queue, start.network
     lifecycle = [e for e in events if e.type != SURVEY]
-    start = _first(lifecycle, STARTED)
-    channel = start.channel if start else next((e.channel for e in lifecycle if e.channel), None)
+    started = _first(lifecycle, STARTED)
+    channel = (
+        started.channel if started else next((e.channel for e in lifecycle if e.channel), None)
+    )
     if channel is None:
         return None
-    queue = (start.queue if start else None) or next(
+    queue = (started.queue if started else None) or next(
         (e.queue for e in lifecycle if e.queue), UNKNOWN
     )
     if channel != "social":
         return channel, queue, NO_NETWORK
-    network = (start.network if start else None) or next(
+    network = (started.network if started else None) or next(
         (e.network for e in lifecycle if e.network), UNKNOWN
     )
     return channel, queue, network
@@ -131,11 +133,11 @@ def interaction_key(events: list[Event]) -> Key | None:
 
 def _survey_key(survey: Event, key: Key | None) -> Key:
     channel = survey.channel or (key[0] if key else UNKNOWN)
-    same = key is not None and key[0] == channel
-    queue = survey.queue or (key[1] if same else UNKNOWN)
+    same_channel = key if key is not None and key[0] == channel else None
+    queue = survey.queue or (same_channel[1] if same_channel else UNKNOWN)
     if channel != "social":
         return channel, queue, NO_NETWORK
-    return channel, queue, (key[2] if same else None) or survey.network or UNKNOWN
+    return channel, queue, (same_channel[2] if same_channel else None) or survey.network or UNKNOWN
 
 
 def contributions(events: list[Event], rules: Rules) -> Contributions:

@@ -165,7 +165,7 @@ class Ingest:
             max_message_bytes=settings.max_message_bytes,
             max_batch_events=settings.max_batch_events,
         )
-        self.watermark = Watermark(settings.idle_timeout_ms)
+        self.watermark: Watermark[tuple[str, int]] = Watermark(settings.idle_timeout_ms)
         self.partitions = settings.internal_partitions
         self.backlogged: set[tuple[str, int]] = set()
         self.taken: dict[tuple[str, int], int] = {}
@@ -354,7 +354,7 @@ class Interactions:
         self.waiting: dict[int, dict[str, tuple[Key, int]]] = {}
         self.due: dict[int, ExpiryIndex] = {}
         """Per partition, its interactions by when they can expire."""
-        self.watermarks: dict[int, Watermark] = {}
+        self.watermarks: dict[int, Watermark[tuple[str, int]]] = {}
         """Per partition, the event-time watermark of every input partition, from
         the progress every ingest reports in-band (after the events it covers).
         A partition whose reader died with unread messages holds it until its
@@ -771,7 +771,7 @@ class BoardStage:
             dropped=self.stats.dropped_retractions,
         )
         self.labels = {span: settings.window_label(span) for span in settings.windows_ms}
-        self.watermark = Watermark(settings.idle_timeout_ms)
+        self.watermark: Watermark[tuple[str, int]] = Watermark(settings.idle_timeout_ms)
         self.owned: set[int] = set()
         self.cap = LabelCap(settings.labels, settings.sla)
         self.applied: dict[int, dict[str, list[int]]] = {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from streams.config import Settings
+from streams.config import NO_NETWORK, Settings
 from streams.core.aggregate import COUNT_INDEX
 from streams.pipeline.stages import BoardStage, Customers, Outbox
 from tests.pipeline.harness import DictStore
@@ -81,7 +81,7 @@ def test_a_customers_message_read_again_meets_the_clock_it_met_before() -> None:
         "cu-1",
         None,
         T0,
-        ["call", "support", None],
+        ["call", "support", NO_NETWORK],
         [[T0 + 5_000, True, False, False]],
     ]
     sent_first = Outbox()
