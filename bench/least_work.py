@@ -17,6 +17,8 @@ partitioning, Faust and Kafka. Whatever it costs, a real core costs more.
 `tests/test_bench_least_work.py` checks that it counts what the naive
 computation counts.
 
+`--mypyc` also times both compiled with mypyc (bench/compiled.py).
+
     .venv/bin/python -m bench.least_work --events 200000 --rounds 3
 """
 
@@ -25,17 +27,21 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from bench.common import ROOT
+from bench.compiled import MODULES, build
 from streams.config import Settings, Topics
 from streams.contract.event import EVENT_TYPES
 from streams.core.aggregate import COUNTS
@@ -329,10 +335,15 @@ def measure(count: int) -> dict[str, float]:
     return {"us_per_event": used / count * 1e6, "records_per_event": core.records / count}
 
 
-def _child(module: str, count: int) -> dict[str, float]:
+def _child(module: str, tree: Path, count: int) -> dict[str, float]:
+    """One measurement in a fresh process that imports from `tree` first, then
+    from this checkout (`tests`). It calls `measure` itself: `python -m`
+    cannot run a compiled module."""
+    code = f"import json; from {module} import measure; print(json.dumps(measure({count})))"
     done = subprocess.run(
-        [sys.executable, "-m", module, "--child", "--events", str(count)],
-        cwd=ROOT,
+        [sys.executable, "-c", code],
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         check=True,
         capture_output=True,
         text=True,
@@ -345,27 +356,40 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.least_work", description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--mypyc",
+        action="store_true",
+        help="also time both compiled with mypyc (bench/compiled.py)",
+    )
     args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(measure(args.events)))
-        return 0
-    modules = {"least work": "bench.least_work", "the stages": "bench.stages"}
+    with tempfile.TemporaryDirectory() as tmp:
+        return _compare(args.events, args.rounds, Path(tmp) / "mypyc" if args.mypyc else None)
+
+
+def _compare(count: int, rounds: int, compiled: Path | None) -> int:
+    modules = {"least work": ("bench.least_work", ROOT), "the stages": ("bench.stages", ROOT)}
+    if compiled is not None:
+        build(compiled, (*MODULES, "bench/least_work.py"))
+        modules["least work, mypyc"] = ("bench.least_work", compiled)
+        modules["the stages, mypyc"] = ("bench.stages", compiled)
     figures: dict[str, list[float]] = {name: [] for name in modules}
     records = 0.0
-    for round_ in range(args.rounds):
+    for round_ in range(rounds):
         order = list(modules.items())
-        for name, module in order if round_ % 2 == 0 else reversed(order):
-            found = _child(module, args.events)
+        for name, (module, tree) in order if round_ % 2 == 0 else reversed(order):
+            found = _child(module, tree, count)
             figures[name].append(found["us_per_event"])
             records = found.get("records_per_event", records)
-            print(f"round {round_ + 1}: {name:>10} {figures[name][-1]:6.1f} µs/event", flush=True)
-    least = statistics.median(figures["least work"])
-    stages = statistics.median(figures["the stages"])
-    print(f"\nCPU per event, {args.events:,} events in batches of {BATCH}, {args.rounds} rounds:")
+            print(f"round {round_ + 1}: {name:>17} {figures[name][-1]:6.1f} µs/event", flush=True)
+    median = {name: statistics.median(values) for name, values in figures.items()}
+    least = median["least work"]
+    print(f"\nCPU per event, {count:,} events in batches of {BATCH}, {rounds} rounds:")
     for name, values in figures.items():
-        print(f"  {name:>10}: median {statistics.median(values):.1f} µs (min {min(values):.1f})")
-    print(f"  the stages / least work: {stages / least:.1f}")
+        print(f"  {name:>17}: median {median[name]:.1f} µs (min {min(values):.1f})")
+    print(f"  the stages / least work: {median['the stages'] / least:.1f}")
+    if compiled is not None:
+        for name in ("least work", "the stages"):
+            print(f"  {name}, mypyc / {name}: {median[f'{name}, mypyc'] / median[name]:.2f}")
     print(
         f"  least work's state records (each changed key once per {EVENTS_PER_COMMIT:,}"
         f" events): {records:.2f} per event"
@@ -373,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  100,000 events/s leaves 10.0 µs per event for everything;"
         f" least work alone would allow {1e6 / least:,.0f} events/s"
+        + (f", compiled {1e6 / median['least work, mypyc']:,.0f}" if compiled else "")
     )
     return 0
 

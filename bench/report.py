@@ -136,9 +136,14 @@ def generated(results: Results) -> list[str]:
         lines += ["", "Ratios of the medians:", ""]
         for data_set in (SINGLE, BATCHED):
             parts = []
-            for variant in ("pipeline", "least"):
+            bases = ("baseline", "floor", "raw")
+            for variant, others in (
+                ("pipeline", bases),
+                ("mypyc", ("pipeline", *bases)),
+                ("least", bases),
+            ):
                 rate = results.median(variant, data_set)
-                for other in ("baseline", "floor", "raw") if rate else ():
+                for other in others if rate else ():
                     value = results.median(other, data_set)
                     if value:
                         parts.append(f"{variant}/{other} {rate / value:.3g}")

@@ -51,6 +51,7 @@ from bench.common import (
     total,
     waiting_seconds,
 )
+from bench.compiled import build
 from streams.cli import DEFAULT_PARTITIONS, ensure_topics, worker_command, worker_env
 from streams.config import load_settings
 
@@ -70,10 +71,12 @@ a step the worker holds up to a minute's worth of contacts that are already due
 (about 80,000 entries a tick in this data), and a shorter watch read
 whatever the phase of the last tick left."""
 PREFIX = {SINGLE: "bench.s", BATCHED: "bench.b"}
-VARIANTS = ("raw", "floor", "least", "baseline", "pipeline", "head")
+VARIANTS = ("raw", "floor", "least", "baseline", "pipeline", "mypyc", "head")
 """`head` is the pipeline of the last commit (`git archive HEAD`), to compare
-uncommitted work in progress against; `least` the least work a Python core can
-do, in the floor's agent (bench/least.py). Both are opt-in."""
+uncommitted work in progress against; `mypyc` the working tree's pipeline with
+its per-event code compiled by mypyc (bench/compiled.py); `least` the least
+work a Python core can do, in the floor's agent (bench/least.py). All three
+are opt-in."""
 DEFAULT_VARIANTS = ("raw", "floor", "baseline", "pipeline")
 PARTS = ("throughput", "latency", "memory", "scaleout")
 TARGETS = {
@@ -444,7 +447,8 @@ class Bench:
     def start_pipeline(
         self, app_id: str, config: Path, port: int, index: int = 0, variant: str = "pipeline"
     ) -> Process:
-        """`cc-kpi worker` exactly as in the working tree, or of the last commit."""
+        """`cc-kpi worker` exactly as in the working tree, compiled with mypyc, or
+        of the last commit."""
         env = os.environ | {"CC_METRICS_PORT": str(port)}
         command = [CC_KPI, "--config", str(config), "worker", "--log-level", "warn"]
         if self.args.profile is not None:
@@ -460,8 +464,8 @@ class Bench:
                 worker_command(argparse.Namespace(log_level="warn")),
             )
         cwd = ROOT
-        if variant == "head":
-            cwd = self.head()
+        if variant in ("head", "mypyc"):
+            cwd = self.head() if variant == "head" else self.compiled()
             env["PYTHONPATH"] = str(cwd)
         return Process(command, env, self.work / f"{app_id}-{index}.log", cwd=cwd)
 
@@ -569,6 +573,14 @@ class Bench:
         if not root.exists():
             root.mkdir()
             export("HEAD", ["streams"], root)
+        return root
+
+    def compiled(self) -> Path:
+        """The working tree's pipeline compiled with mypyc, built once per run."""
+        root = self.work / "mypyc"
+        if not root.exists():
+            root.mkdir()
+            build(root)
         return root
 
     def skip(self, expected: int) -> int:

@@ -9,9 +9,10 @@ other load; this times the KPI code alone, so that a change to it can be weighed
 against a commit in a minute, each tree in a fresh process, alternating. At
 the end, one expiry tick over every partition, at the clock the data reached
 (nothing is due yet): the event loop's time it takes, with the state held.
-
+`--mypyc` also times the working tree compiled with mypyc (bench/compiled.py).
 
     .venv/bin/python -m bench.stages --against HEAD~1
+    .venv/bin/python -m bench.stages --mypyc
 
 With `--memory`, the memory part's data instead (200,000 customers, a
 contact every 2 s of event time, batches of 100) through the stages alone,
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from bench.common import PAGE, ROOT, export
+from bench.compiled import build
 
 BATCH = 100
 MESSAGES_PER_SEND = 10
@@ -249,7 +251,8 @@ def _memory(marks: list[int]) -> int:
 
 def _timed(tree: Path, count: int) -> dict[str, float]:
     """One measurement in a fresh process that imports `streams` from `tree`: the
-    working directory comes first on sys.path; `bench` comes from this checkout."""
+    working directory comes first on sys.path; `bench` and `tests` come from
+    this checkout where the tree has none."""
     done = subprocess.run(
         [sys.executable, "-m", "bench.stages", "--child", "--events", str(count)],
         cwd=tree,
@@ -266,6 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--against", metavar="REV", help="also time this commit's stages")
+    parser.add_argument(
+        "--mypyc",
+        action="store_true",
+        help="also time the working tree's stages compiled with mypyc (bench/compiled.py)",
+    )
     parser.add_argument(
         "--memory",
         metavar="COUNTS",
@@ -293,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             # The harness is part of what is timed: `tests` comes from there too.
             export(args.against, ["streams", "tests"], Path(tmp))
             trees[args.against] = Path(tmp)
+        if args.mypyc:
+            trees["mypyc"] = build(Path(tmp) / "mypyc")
         figures: dict[str, list[float]] = {name: [] for name in trees}
         ticks: dict[str, list[float]] = {name: [] for name in trees}
         for round_ in range(args.rounds):
@@ -313,11 +323,9 @@ def main(argv: list[str] | None = None) -> int:
             f" (min {min(values):.1f}, max {max(values):.1f});"
             f" expiry tick median {statistics.median(ticks[name]):.1f} ms"
         )
-    if args.against:
-        ratio = statistics.median(figures["working tree"]) / statistics.median(
-            figures[args.against]
-        )
-        print(f"  working tree / {args.against}: {ratio:.3f}")
+    working = statistics.median(figures["working tree"])
+    for name in [name for name in trees if name != "working tree"]:
+        print(f"  working tree / {name}: {working / statistics.median(figures[name]):.3f}")
     return 0
 
 

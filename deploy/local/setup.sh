@@ -117,6 +117,10 @@ fi
 # The worker's allocator, found as streams/allocator.py finds it.
 "$PY" -c 'import ctypes.util, sys; sys.exit(ctypes.util.find_library("jemalloc") is None)' ||
     missing+=(libjemalloc2)
+# bench/compiled.py compiles with mypyc: a C compiler and Python's headers.
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+"$PY" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' ||
+    missing+=(python3.11-dev)
 # Debian's own python3.11 can't create venvs without its venv package.
 if [[ ! -x "$ROOT/.venv/bin/python" ]] && ! "$PY" -c 'import ensurepip' 2>/dev/null; then
     missing+=(python3.11-venv)
@@ -124,7 +128,7 @@ fi
 if ((${#missing[@]})); then
     apt_install "${missing[@]}"
 else
-    say "system packages present (redis-server, prometheus, promtool, libjemalloc2)"
+    say "system packages present (redis-server, prometheus, promtool, libjemalloc2, gcc)"
 fi
 stop_system_services
 
