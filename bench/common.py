@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -28,6 +30,23 @@ def export(rev: str, paths: Iterable[str], into: Path) -> None:
         ["git", "-C", str(ROOT), "archive", rev, *paths], check=True, capture_output=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+
+
+def measured(module: str, tree: Path, count: int) -> dict[str, float]:
+    """`module.measure(count)` in a fresh process that imports from `tree`
+    first (its working directory), then from this checkout (`tests`). It calls
+    `measure` itself: `python -m` cannot run a compiled module."""
+    code = f"import json; from {module} import measure; print(json.dumps(measure({count})))"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    found: dict[str, float] = json.loads(done.stdout)
+    return found
 
 
 def input_topics(prefix: str) -> dict[str, str]:

@@ -25,11 +25,8 @@ computation counts.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from bench.common import ROOT
+from bench.common import ROOT, measured
 from bench.compiled import MODULES, build
 from streams.config import Settings, Topics
 from streams.contract.event import EVENT_TYPES
@@ -335,23 +332,6 @@ def measure(count: int) -> dict[str, float]:
     return {"us_per_event": used / count * 1e6, "records_per_event": core.records / count}
 
 
-def _child(module: str, tree: Path, count: int) -> dict[str, float]:
-    """One measurement in a fresh process that imports from `tree` first, then
-    from this checkout (`tests`). It calls `measure` itself: `python -m`
-    cannot run a compiled module."""
-    code = f"import json; from {module} import measure; print(json.dumps(measure({count})))"
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tree,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    found: dict[str, float] = json.loads(done.stdout)
-    return found
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.least_work", description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
@@ -377,7 +357,7 @@ def _compare(count: int, rounds: int, compiled: Path | None) -> int:
     for round_ in range(rounds):
         order = list(modules.items())
         for name, (module, tree) in order if round_ % 2 == 0 else reversed(order):
-            found = _child(module, tree, count)
+            found = measured(module, tree, count)
             figures[name].append(found["us_per_event"])
             records = found.get("records_per_event", records)
             print(f"round {round_ + 1}: {name:>17} {figures[name][-1]:6.1f} µs/event", flush=True)

@@ -40,7 +40,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from bench.common import PAGE, ROOT, export
+from bench.common import PAGE, ROOT, export, measured
 from bench.compiled import build
 
 BATCH = 100
@@ -249,21 +249,6 @@ def _memory(marks: list[int]) -> int:
     return 0
 
 
-def _timed(tree: Path, count: int) -> dict[str, float]:
-    """One measurement in a fresh process that imports `streams` from `tree`: the
-    working directory comes first on sys.path; `bench` and `tests` come from
-    this checkout where the tree has none."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.stages", "--child", "--events", str(count)],
-        cwd=tree,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(done.stdout)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
@@ -280,13 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         type=lambda text: sorted(int(n) for n in text.split(",")),
         help="instead, the stages' heap at these counts of events (e.g. 2000000,10000000)",
     )
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-memory", help=argparse.SUPPRESS)
     parser.add_argument("--generate", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(measure(args.events)))
-        return 0
     if args.generate:
         generate(args.generate)
         return 0
@@ -308,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         for round_ in range(args.rounds):
             order = list(trees.items())
             for name, tree in order if round_ % 2 == 0 else reversed(order):
-                run = _timed(tree, args.events)
+                run = measured("bench.stages", tree, args.events)
                 figures[name].append(run["us_per_event"])
                 ticks[name].append(run["tick_ms"])
                 print(
