@@ -181,13 +181,17 @@ def _survey(survey, key, facts) -> None:
 
 
 def _repeats(contacts, facts) -> None:
+    # A repeat is the same customer's, so only their contacts are compared:
+    # comparing every pair took two minutes for 22,000 contacts.
+    by_customer: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for c in contacts:
+        by_customer[c["customer"]].append(c)
     for c in contacts:
         repeat = any(
-            o["customer"] == c["customer"]
-            and o["id"] != c["id"]
+            o["id"] != c["id"]
             and c["start"] - REPEAT_MS <= o["start"] < c["start"]
             and (c["reason"] is None or o["reason"] == c["reason"])
-            for o in contacts
+            for o in by_customer[c["customer"]]
         )
         if repeat:
             facts.add(c["key"], c["start"], "repeat_contacts")
