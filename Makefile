@@ -24,6 +24,9 @@ TEST_SERVICES_ENV = CC_LOCAL_DIR=$(TEST_LOCAL_DIR) CC_KAFKA_PORT=$(TEST_KAFKA_PO
 	CC_KAFKA_CONTROLLER_PORT=$(TEST_KAFKA_CONTROLLER_PORT) CC_REDIS_PORT=$(TEST_REDIS_PORT)
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-k redis -x'
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist); the tests on the services run in one of them,
+# in order (tests/conftest.py). PYTEST_WORKERS=0 runs everything in pytest itself.
+PYTEST_WORKERS ?= 2
 # Extra benchmark arguments, e.g. make bench BENCH_ARGS='--quick'
 BENCH_ARGS ?=
 
@@ -91,7 +94,7 @@ test: setup
 	CC_TEST_REDIS=redis://127.0.0.1:$(TEST_REDIS_PORT)/0 \
 	CC_TEST_KAFKA_PORT=$(TEST_KAFKA_PORT) CC_TEST_KAFKA_CONTROLLER_PORT=$(TEST_KAFKA_CONTROLLER_PORT) \
 	CC_TEST_REDIS_PORT=$(TEST_REDIS_PORT) CC_TEST_LOCAL_DIR=$(TEST_LOCAL_DIR) \
-		$(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
+		$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS) || rc=$$?; \
 	exit $$rc
 
 # Its own Kafka and Redis (24092/24379); see docs/benchmarks.md.
