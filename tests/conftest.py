@@ -38,7 +38,7 @@ def service_group(item: pytest.Item) -> str | None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # First: xdist's own hook turns the group marker into the test's node id.
+    # tryfirst: before xdist's own hook turns the group marker into the node id.
     for item in items:
         group = service_group(item)
         if group is not None:
