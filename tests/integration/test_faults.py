@@ -348,8 +348,11 @@ def test_broker_down_for_30s_mid_stream(
     deployment.produce(messages[:half])
     wait_for(lambda: consumed([worker]) >= 0.2 * len(stream), 120, "20% of the stream")
     services("kafka", "stop")
-    time.sleep(30)
-    services("kafka", "start")
+    try:
+        time.sleep(30)
+    finally:
+        # Also when the test fails: the tests after it share the broker.
+        services("kafka", "start")
     deployment.produce(messages[half:])
     assert worker.process is not None and worker.process.poll() is None, "the worker died"
     assert_same(settled_outputs(deployment, facts), reference, deployment.workers)
@@ -393,21 +396,28 @@ def test_redis_down_for_30s_mid_stream(
     worker = deployment.start_worker()
     deployment.produce(messages[:half])
     wait_for(lambda: consumed([worker]) >= 0.2 * len(stream), 120, "20% of the stream")
+    # cc_redis_up is the last write's outcome, and the snapshots (the writes)
+    # begin once the event clock has started, which on a loaded machine can
+    # be after 20% of the stream.
+    wait_for(deployment.redis_records, 60, "the first snapshot in Redis")
     services("redis", "stop")
-    deployment.produce(messages[half:])
+    try:
+        deployment.produce(messages[half:])
 
-    def outage_shown() -> bool:
-        samples = worker.samples()
-        return (
-            samples.get(("cc_redis_up", ())) == 0
-            and samples.get(("cc_redis_errors_total", ()), 0) > 0
-        )
+        def outage_shown() -> bool:
+            samples = worker.samples()
+            return (
+                samples.get(("cc_redis_up", ())) == 0
+                and samples.get(("cc_redis_errors_total", ()), 0) > 0
+            )
 
-    wait_for(outage_shown, 20, "/metrics to show Redis down")
-    # The pipeline keeps computing: the stream is consumed while Redis is down.
-    wait_for(lambda: consumed([worker]) >= len(stream), 60, "the whole stream to be consumed")
-    time.sleep(max(0, 30 - 20))
-    services("redis", "start")
+        wait_for(outage_shown, 20, "/metrics to show Redis down")
+        # The pipeline keeps computing: the stream is consumed while Redis is down.
+        wait_for(lambda: consumed([worker]) >= len(stream), 60, "the whole stream to be consumed")
+        time.sleep(max(0, 30 - 20))
+    finally:
+        # Also when the test fails: the tests after it share Redis.
+        services("redis", "start")
     assert_same(settled_outputs(deployment, facts), reference, deployment.workers)
     assert worker.samples().get(("cc_redis_up", ())) == 1
 
