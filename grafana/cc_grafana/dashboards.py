@@ -1018,7 +1018,8 @@ def health() -> dashboard.Dashboard:
         ),
         single(
             "Redis",
-            "1 if every selected worker's last Redis write worked.",
+            "1 if Redis took every selected worker's last snapshot write (or, before its "
+            "first snapshot, answered its last check).",
             "none",
             [Query(f"min(cc_redis_up{{{sel}}})", "redis up")],
             layout.place(4, 8),

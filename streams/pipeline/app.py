@@ -1158,17 +1158,18 @@ class Metrics(View):
         return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 
-async def publish_snapshot() -> None:
-    """Records to Redis and cc.kpis; SLA transitions to cc.sla."""
+async def publish_snapshot() -> bool:
+    """Records to Redis and cc.kpis; SLA transitions to cc.sla. False if there
+    was nothing to publish yet (no clock) or the board is broken."""
     global last_snapshot_ms
     wall = now_ms()
     async with board_commits.lock:
         if board_commits.broken:
-            return
+            return False
         clock = board_stage.tick(wall)
         await board_commits.commit_locked()
     if clock is None:
-        return
+        return False
     records = board_stage.board.records(board_stage.labels)
     for event in sla_tracker.evaluate(records, iso(clock)):
         await sla_out.send(key=key_of_record(event).encode(), value=orjson.dumps(event))
@@ -1188,13 +1189,18 @@ async def publish_snapshot() -> None:
     published_keys.update(keys)
     await redis_sink.write(records, list(sla_tracker.latest.items()))
     last_snapshot_ms = wall
+    return True
 
 
 @app.timer(interval=settings.snapshot_interval_ms / 1000)
 async def snapshot() -> None:
+    published = False
     if _ready():
         _sync()
-        await publish_snapshot()
+        published = await publish_snapshot()
+    if not published:
+        # No write to tell Redis's health by: ask it.
+        await redis_sink.check()
 
 
 @app.timer(interval=60.0)

@@ -104,7 +104,7 @@ class Exposition:
     min_contacts: int
     clock_ms: int | None
     snapshot_ms: int | None
-    redis_up: bool
+    redis_up: bool | None
     redis_errors: int
     lag: dict[tuple[str, int], int] = field(default_factory=dict)
     caps: LabelCap | None = None
@@ -320,9 +320,13 @@ class KpiCollector(Collector):
                 "When this worker last published its KPI snapshot.",
                 value=exp.snapshot_ms / 1000,
             )
-        yield GaugeMetricFamily(
-            "cc_redis_up", "1 if the last Redis write worked.", value=1 if exp.redis_up else 0
-        )
+        if exp.redis_up is not None:
+            yield GaugeMetricFamily(
+                "cc_redis_up",
+                "1 if Redis took the last snapshot write or, while no snapshot is due, "
+                "answered the last check.",
+                value=1 if exp.redis_up else 0,
+            )
         yield CounterMetricFamily(
             "cc_redis_errors", "Failed Redis snapshot writes.", value=exp.redis_errors
         )

@@ -33,7 +33,9 @@ class RedisSink:
         ACL user, password and TLS settings."""
         self.client = client
         self.ttl_ms = ttl_ms
-        self.up = True
+        self.up: bool | None = None
+        """Whether Redis took the last write or answered the last check; None
+        until it has been asked."""
         self.errors = 0
         self.written: set[str] = set()
 
@@ -56,20 +58,40 @@ class RedisSink:
                 for store_key, event in sla_events:
                     record_key, _, kpi = store_key.rpartition("|")
                     pipe.set(f"{SLA_PREFIX}{kpi}:{record_key}", orjson.dumps(event), px=self.ttl_ms)
+                if not len(pipe):
+                    # An empty pipeline never reaches Redis, so it tells nothing.
+                    return await self.check()
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             self.errors += 1
-            if self.up:
-                log.warning(
-                    "Redis write failed (%s); will retry with the next snapshot", type(exc).__name__
-                )
-            self.up = False
+            self._down("write failed", exc)
             return False
-        if not self.up:
-            log.info("Redis is back; snapshot written")
-        self.up = True
+        self._answered("snapshot written")
         self.written = keys
         return True
+
+    async def check(self) -> bool:
+        """PING Redis: while no snapshot is due (before the event clock has
+        started, say) its health shows too, not only once a write fails."""
+        try:
+            await self.client.ping()
+        except (RedisError, OSError) as exc:
+            self._down("check failed", exc)
+            return False
+        self._answered("it answers")
+        return True
+
+    def _down(self, what: str, exc: BaseException) -> None:
+        if self.up is not False:
+            log.warning(
+                "Redis %s (%s); will retry with the next snapshot", what, type(exc).__name__
+            )
+        self.up = False
+
+    def _answered(self, what: str) -> None:
+        if self.up is False:
+            log.info("Redis is back; %s", what)
+        self.up = True
 
     def disown(self, channels: set[str]) -> None:
         """These channels moved to another worker: their keys are its to write

@@ -396,7 +396,7 @@ def test_redis_down_for_30s_mid_stream(
     worker = deployment.start_worker()
     deployment.produce(messages[:half])
     wait_for(lambda: consumed([worker]) >= 0.2 * len(stream), 120, "20% of the stream")
-    # cc_redis_up is the last write's outcome, and the snapshots (the writes)
+    # cc_redis_errors_total counts failed snapshot writes, and the snapshots
     # begin once the event clock has started, which on a loaded machine can
     # be after 20% of the stream.
     wait_for(deployment.redis_records, 60, "the first snapshot in Redis")

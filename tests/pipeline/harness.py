@@ -159,7 +159,8 @@ def _wire(payload: dict[str, Any]) -> dict[str, Any]:
 def exposition(
     pipe: LocalPipeline, records: list[dict[str, Any]], snapshot_ms: int, **extra: Any
 ) -> bytes:
-    """The /metrics text of the pipeline's board as it stands (`extra`: lag, caps)."""
+    """The /metrics text of the pipeline's board as it stands (`extra`: lag, caps,
+    redis_up)."""
     return generate_latest(exposition_registry(pipe, records, snapshot_ms, **extra))
 
 
@@ -177,9 +178,8 @@ def exposition_registry(
             min_contacts=pipe.settings.min_contacts,
             clock_ms=pipe.board.board.clock_ms,
             snapshot_ms=snapshot_ms,
-            redis_up=True,
             redis_errors=0,
-            **{"board_partitions": len(pipe.board.held()), **extra},
+            **{"redis_up": True, "board_partitions": len(pipe.board.held()), **extra},
         )
 
     return registry(source)

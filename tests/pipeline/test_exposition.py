@@ -67,6 +67,14 @@ def test_the_backpressure_gauges_show_the_last_measurement():
     assert "\ncc_input_held 1.0\n" in held
 
 
+def test_redis_health_is_absent_until_the_worker_has_asked_redis():
+    pipe, records = busy_board()
+    shown = {up: exposition(pipe, records, NOW, redis_up=up).decode() for up in (None, False, True)}
+    assert "cc_redis_up" not in shown[None]
+    assert "\ncc_redis_up 0.0\n" in shown[False]
+    assert "\ncc_redis_up 1.0\n" in shown[True]
+
+
 def test_the_heap_gauges_show_what_jemalloc_counts_and_are_absent_without_it():
     pipe, records = busy_board()
     assert "cc_heap_" not in exposition(pipe, records, NOW).decode()
