@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -32,7 +33,7 @@ def export(rev: str, paths: Iterable[str], into: Path) -> None:
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
 
 
-def measured(module: str, tree: Path, count: int) -> dict[str, float]:
+def measured(module: str, tree: Path, count: int) -> dict[str, Any]:
     """`module.measure(count)` in a fresh process that imports from `tree`
     first (its working directory), then from this checkout (`tests`). It calls
     `measure` itself: `python -m` cannot run a compiled module."""
@@ -45,7 +46,7 @@ def measured(module: str, tree: Path, count: int) -> dict[str, float]:
         capture_output=True,
         text=True,
     )
-    found: dict[str, float] = json.loads(done.stdout)
+    found: dict[str, Any] = json.loads(done.stdout)
     return found
 
 

@@ -49,11 +49,15 @@ MESSAGES_PER_SEND = 10
 LIVE_EVERY = 10
 """Ingest batches between the live-queue reports (about once a second at 10,000 events/s)."""
 WALL_MS = 2_000_000_000_000
+TENTHS = 10
+"""Parts of the run timed on their own: the CPU per event grows with the
+state held (docs/benchmarks.md, "CPU per event and the state held")."""
 
 
-def measure(count: int) -> dict[str, float]:
-    """CPU microseconds per event of the stages over `count` events; then the
-    expiry tick's milliseconds, and the interactions and customers held."""
+def measure(count: int) -> dict[str, Any]:
+    """CPU microseconds per event of the stages over `count` events, and in
+    each tenth of them with the interactions then held; then the expiry tick's
+    milliseconds, and the interactions and customers held."""
     from bench.data import batched, events
     from streams.config import Settings
     from streams.pipeline.garbage import tune
@@ -67,11 +71,26 @@ def measure(count: int) -> dict[str, float]:
     ]
     pipe = LocalPipeline(settings)
     tune()
-    start = time.process_time()
-    for n, first in enumerate(range(0, len(messages), MESSAGES_PER_SEND)):
+    start = tenth_start = time.process_time()
+    sends = range(0, len(messages), MESSAGES_PER_SEND)
+    tenths: list[dict[str, float]] = []
+    for n, first in enumerate(sends):
         pipe.send(messages[first : first + MESSAGES_PER_SEND], WALL_MS)
         if n % LIVE_EVERY == 0:
             pipe.report_live(WALL_MS)
+        if (n + 1) * TENTHS // len(sends) > len(tenths):
+            now = time.process_time()
+            done = pipe.stats.events.total()
+            tenths.append(
+                {
+                    "events": done,
+                    "us_per_event": (now - tenth_start)
+                    / (done - (tenths[-1]["events"] if tenths else 0))
+                    * 1e6,
+                    "interactions": len(pipe.interactions.store.data),
+                }
+            )
+            tenth_start = now
     used = time.process_time() - start
     if pipe.stats.events.total() != count:
         raise SystemExit(f"the stages took {pipe.stats.events.total()} of {count} events")
@@ -85,6 +104,7 @@ def measure(count: int) -> dict[str, float]:
         "tick_ms": tick * 1e3,
         "interactions": len(pipe.interactions.store.data),
         "customers": len(pipe.customers.store.data),
+        "tenths": tenths,
     }
 
 
@@ -286,12 +306,15 @@ def main(argv: list[str] | None = None) -> int:
             trees["mypyc"] = build(Path(tmp) / "mypyc")
         figures: dict[str, list[float]] = {name: [] for name in trees}
         ticks: dict[str, list[float]] = {name: [] for name in trees}
+        by_tenth: list[list[dict[str, float]]] = []
         for round_ in range(args.rounds):
             order = list(trees.items())
             for name, tree in order if round_ % 2 == 0 else reversed(order):
                 run = measured("bench.stages", tree, args.events)
                 figures[name].append(run["us_per_event"])
                 ticks[name].append(run["tick_ms"])
+                if name == "working tree":
+                    by_tenth.append(run["tenths"])
                 print(
                     f"round {round_ + 1}: {name:>14} {run['us_per_event']:6.1f} µs/event,"
                     f" expiry tick {run['tick_ms']:7.1f} ms with {run['interactions']:,}"
@@ -304,6 +327,11 @@ def main(argv: list[str] | None = None) -> int:
             f" (min {min(values):.1f}, max {max(values):.1f});"
             f" expiry tick median {statistics.median(ticks[name]):.1f} ms"
         )
+    print("\nThe working tree's CPU per event by the state held (medians of the rounds):")
+    print("      events   µs/event  interactions held")
+    for tenth in zip(*by_tenth, strict=True):
+        cost = statistics.median(t["us_per_event"] for t in tenth)
+        print(f"  {tenth[0]['events']:>10,} {cost:10.1f} {tenth[0]['interactions']:18,}")
     working = statistics.median(figures["working tree"])
     for name in [name for name in trees if name != "working tree"]:
         print(f"  working tree / {name}: {working / statistics.median(figures[name]):.3f}")

@@ -1,5 +1,6 @@
-"""`python -m bench.stages --memory`: the stages alone on the memory part's
-data, on jemalloc, read at each count of events asked for."""
+"""`python -m bench.stages`: the stages' CPU per event by the state they hold,
+and with `--memory` their heap alone on the memory part's data, on jemalloc,
+read at each count of events asked for."""
 
 import re
 import subprocess
@@ -25,3 +26,23 @@ def test_the_heap_of_the_stages_alone_is_read_at_each_count() -> None:
     ratio = re.search(r"RSS at 40,000 / at 20,000 events: ([\d.]+)", done.stdout)
     assert ratio, done.stdout
     assert abs(float(ratio[1]) - int(rows[1][1]) / int(rows[0][1])) < 0.05
+
+
+def test_the_cpu_per_event_is_shown_by_the_state_held() -> None:
+    """The stages' cost per event grows with what they hold; each tenth of the
+    run is timed with the interactions held at its end."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.stages", "--events", "20000", "--rounds", "1"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    table = done.stdout.split("by the state held")[1]
+    rows = re.findall(r"^ +([\d,]+) +([\d.]+) +([\d,]+)$", table, re.M)
+    events = [int(row[0].replace(",", "")) for row in rows]
+    held = [int(row[2].replace(",", "")) for row in rows]
+    assert len(rows) == 10 and events[-1] == 20_000, table
+    assert events == sorted(set(events)) and held == sorted(held) and held[0] > 0, table
+    assert all(float(row[1]) > 0 for row in rows), table
