@@ -38,6 +38,7 @@ from streams.core.clock import SenderClocks, Watermark
 from streams.core.contribution import Contributions, Key, difference
 from streams.core.labels import LabelCap
 from streams.core.record import Live
+from streams.core.waiting import Waiting
 from streams.pipeline.expiry import ExpiryIndex
 from streams.pipeline.wire import (
     event_from_wire,
@@ -351,7 +352,7 @@ class Interactions:
         self.stats = stats
         self.rules = interaction.Rules(settings.short_abandon_ms, settings.sla)
         self.partitions = settings.internal_partitions
-        self.waiting: dict[int, dict[str, tuple[Key, int]]] = {}
+        self.waiting: dict[int, Waiting] = {}
         self.due: dict[int, ExpiryIndex] = {}
         """Per partition, its interactions by when they can expire."""
         self.watermarks: dict[int, Watermark[tuple[str, int]]] = {}
@@ -377,7 +378,7 @@ class Interactions:
     def adopt(self, partition: int) -> None:
         """Rebuild the live-queue and expiry indexes of a partition from its
         recovered state."""
-        index: dict[str, tuple[Key, int]] = {}
+        index = Waiting()
         due = ExpiryIndex()
         for iid in self.store.scan():
             if partition_for(iid, self.partitions) != partition:
@@ -386,7 +387,7 @@ class Interactions:
             if not events:
                 continue
             if (waiting := interaction.waiting_since(events)) is not None:
-                index[iid] = waiting
+                index.wait(iid, *waiting)
             due.file(iid, self._expires_at(events))
         self.waiting[partition] = index
         self.due[partition] = due
@@ -442,7 +443,9 @@ class Interactions:
             events = interaction.ordered([*events, event])
             changed[iid] = events
             new[iid].append(wire)
-        waiting = self.waiting.setdefault(partition, {})
+        waiting = self.waiting.get(partition)
+        if waiting is None:
+            waiting = self.waiting[partition] = Waiting()
         due = self.due.setdefault(partition, ExpiryIndex())
         # No interaction can expire before its last event plus the shorter of
         # the two keeping times: filed with that, it is judged then, and filed
@@ -462,9 +465,9 @@ class Interactions:
                 out.customers[target].append(facts_to_wire(facts))
             now_waiting = interaction.waiting_since(events)
             if now_waiting is None:
-                waiting.pop(iid, None)
+                waiting.leave(iid)
             else:
-                waiting[iid] = now_waiting
+                waiting.wait(iid, *now_waiting)
             wire = orjson.dumps([event_to_wire(e) for e in events])
             if interaction.last_activity(events)[1]:
                 self.store.put_bytes(partition, iid, wire)
@@ -484,27 +487,15 @@ class Interactions:
 
     def live(self, partition: int, wall_ms: int) -> dict[Key, Live]:
         """Queue now, oldest start and at-risk count per key, at the partition's clock."""
-        clock = self.clock(partition, wall_ms)
-        gauges: dict[Key, list[int]] = {}
-        # Per key, how long a contact may wait before it is at risk: looked up
-        # once per key, as a queue can hold thousands.
-        at_risk_after: dict[Key, float] = {}
-        for key, start in self.waiting.get(partition, {}).values():
-            g = gauges.get(key)
-            if g is None:
-                g = gauges[key] = [0, start, 0]
-                target = self.settings.sla.targets(*key).frt_seconds
-                at_risk_after[key] = (
-                    math.inf
-                    if clock is None or target is None
-                    else target * 1000 * self.settings.at_risk_share
-                )
-            g[0] += 1
-            if start < g[1]:
-                g[1] = start
-            if clock is not None and clock - start > at_risk_after[key]:
-                g[2] += 1
-        return {key: Live(g[0], g[1], g[2]) for key, g in gauges.items()}
+        waiting = self.waiting.get(partition)
+        if waiting is None:
+            return {}
+
+        def at_risk_after(key: Key) -> float:
+            target = self.settings.sla.targets(*key).frt_seconds
+            return math.inf if target is None else target * 1000 * self.settings.at_risk_share
+
+        return waiting.gauges(self.clock(partition, wall_ms), at_risk_after)
 
     def expire(self, partitions: Iterable[int], wall_ms: int) -> int:
         """Forget the interactions of `partitions` past their horizon, each
@@ -520,7 +511,8 @@ class Interactions:
                     due.file(iid, expires_at)
                     continue
                 self.store.delete(partition, iid)
-                self.waiting.get(partition, {}).pop(iid, None)
+                if (waiting := self.waiting.get(partition)) is not None:
+                    waiting.leave(iid)
                 gone += 1
         self.stats.expired["interaction"] += gone
         return gone

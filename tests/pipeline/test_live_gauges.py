@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.config import Settings, SlaTable
+from streams.core.waiting import Waiting
 from streams.pipeline.stages import Interactions, Stats
 from tests.pipeline.harness import DictStore
 
@@ -31,7 +32,9 @@ KEYS = [
 @given(st.lists(st.tuples(st.sampled_from(KEYS), st.integers(0, 3 * 3_600_000)), max_size=60))
 def test_live_gauges_count_each_waiting_contact(waiting: list[tuple[tuple, int]]) -> None:
     stage = Interactions(SETTINGS, DictStore(), Stats())
-    stage.waiting[0] = {f"i{n}": (key, WALL - waited) for n, (key, waited) in enumerate(waiting)}
+    stage.waiting[0] = Waiting()
+    for n, (key, waited) in enumerate(waiting):
+        stage.waiting[0].wait(f"i{n}", key, WALL - waited)
     gauges = stage.live(0, WALL)
     assert set(gauges) == {key for key, _ in waiting}
     for key, live in gauges.items():
