@@ -9,37 +9,34 @@ import sys
 from bench.common import ROOT
 
 
-def test_the_heap_of_the_stages_alone_is_read_at_each_count() -> None:
+def stages_output(*args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.stages", "--memory", "40000,20000"],
+        [sys.executable, "-m", "bench.stages", *args],
         cwd=ROOT,
         check=True,
         capture_output=True,
         text=True,
         timeout=300,
     )
-    rows = re.findall(r"^ +([\d,]+) +(\d+) +(\d+) +(\d+) +([\d,]+) +([\d,]+)$", done.stdout, re.M)
+    return done.stdout
+
+
+def test_the_heap_of_the_stages_alone_is_read_at_each_count() -> None:
+    output = stages_output("--memory", "40000,20000")
+    rows = re.findall(r"^ +([\d,]+) +(\d+) +(\d+) +(\d+) +([\d,]+) +([\d,]+)$", output, re.M)
     assert [row[0] for row in rows] == ["20,000", "40,000"]
     for _, rss, live, resident, interactions, customers in rows:
         assert 0 < int(live) <= int(resident) <= int(rss)
         assert int(interactions.replace(",", "")) > 0 and int(customers.replace(",", "")) > 0
-    ratio = re.search(r"RSS at 40,000 / at 20,000 events: ([\d.]+)", done.stdout)
-    assert ratio, done.stdout
+    ratio = re.search(r"RSS at 40,000 / at 20,000 events: ([\d.]+)", output)
+    assert ratio, output
     assert abs(float(ratio[1]) - int(rows[1][1]) / int(rows[0][1])) < 0.05
 
 
 def test_the_cpu_per_event_is_shown_by_the_state_held() -> None:
     """The stages' cost per event grows with what they hold; each tenth of the
     run is timed with the interactions held at its end."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.stages", "--events", "20000", "--rounds", "1"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    table = done.stdout.split("by the state held")[1]
+    table = stages_output("--events", "20000", "--rounds", "1").split("by the state held")[1]
     rows = re.findall(r"^ +([\d,]+) +([\d.]+) +([\d,]+)$", table, re.M)
     events = [int(row[0].replace(",", "")) for row in rows]
     held = [int(row[2].replace(",", "")) for row in rows]
