@@ -72,6 +72,7 @@ def measure(count: int) -> dict[str, Any]:
     pipe = LocalPipeline(settings)
     tune()
     start = tenth_start = time.process_time()
+    tenth_events = 0
     sends = range(0, len(messages), MESSAGES_PER_SEND)
     tenths: list[dict[str, float]] = []
     for n, first in enumerate(sends):
@@ -79,18 +80,11 @@ def measure(count: int) -> dict[str, Any]:
         if n % LIVE_EVERY == 0:
             pipe.report_live(WALL_MS)
         if (n + 1) * TENTHS // len(sends) > len(tenths):
-            now = time.process_time()
-            done = pipe.stats.events.total()
-            tenths.append(
-                {
-                    "events": done,
-                    "us_per_event": (now - tenth_start)
-                    / (done - (tenths[-1]["events"] if tenths else 0))
-                    * 1e6,
-                    "interactions": len(pipe.interactions.store.data),
-                }
-            )
-            tenth_start = now
+            now, done = time.process_time(), pipe.stats.events.total()
+            cost = (now - tenth_start) / (done - tenth_events) * 1e6
+            held = len(pipe.interactions.store.data)
+            tenths.append({"events": done, "us_per_event": cost, "interactions": held})
+            tenth_start, tenth_events = now, done
     used = time.process_time() - start
     if pipe.stats.events.total() != count:
         raise SystemExit(f"the stages took {pipe.stats.events.total()} of {count} events")

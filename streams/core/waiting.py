@@ -8,7 +8,6 @@ worker's CPU (docs/benchmarks.md, "CPU per event and the state held")."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 from streams.core.contribution import Key
@@ -57,9 +56,10 @@ class Waiting:
         for key, starts in self._starts.items():
             times = starts.values()
             oldest = min(times)
-            limit = math.inf if clock is None else at_risk_after(key)
             at_risk = 0
-            if clock is not None and clock - oldest > limit:
-                at_risk = sum(1 for start in times if clock - start > limit)
+            if clock is not None:
+                limit = at_risk_after(key)
+                if clock - oldest > limit:
+                    at_risk = sum(1 for start in times if clock - start > limit)
             gauges[key] = Live(len(starts), oldest, at_risk)
         return gauges
